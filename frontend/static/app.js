@@ -1,0 +1,597 @@
+// Switchboard's web app: login, the channel list, the live feed of the open channel.
+// State comes from the JSON API once, then stays current through the live connection
+// (see live.js); a resync from the server reloads it.
+
+import { api, onUnauthorized } from './api.js';
+import { h, clear, setText } from './dom.js';
+import { Live } from './live.js';
+import { Feed } from './feed.js';
+import { setChipError } from './message.js';
+import { renderChannelList, updateBadge, markCurrent, channelHref, kindName } from './sidebar.js';
+
+const $ = (id) => document.getElementById(id);
+
+let session = null;
+
+// ---- Boot and login --------------------------------------------------------------------
+
+async function boot() {
+  onUnauthorized(() => session?.expire());
+  $('login-form').addEventListener('submit', onLoginSubmit);
+  $('boot-retry').addEventListener('click', checkSession);
+  await checkSession();
+}
+
+async function checkSession() {
+  showScreen('boot');
+  setText($('boot-text'), 'Loading Switchboard…');
+  $('boot-retry').hidden = true;
+  try {
+    const data = await api.me();
+    startSession(data.user);
+  } catch (err) {
+    if (err.status === 401) {
+      showLogin();
+    } else {
+      setText($('boot-text'), `Switchboard is not answering: ${err.message}`);
+      $('boot-retry').hidden = false;
+    }
+  }
+}
+
+function showScreen(name) {
+  $('boot').hidden = name !== 'boot';
+  $('login-screen').hidden = name !== 'login';
+  $('app').hidden = name !== 'app';
+}
+
+function showLogin(message = '') {
+  showScreen('login');
+  document.title = 'Sign in · Switchboard';
+  setLoginError(message);
+  const email = $('email');
+  (email.value ? $('password') : email).focus();
+}
+
+function setLoginError(text) {
+  setText($('login-error'), text);
+  for (const id of ['email', 'password']) {
+    const input = $(id);
+    if (text) {
+      input.setAttribute('aria-invalid', 'true');
+      input.setAttribute('aria-describedby', 'login-error');
+    } else {
+      input.removeAttribute('aria-invalid');
+      input.removeAttribute('aria-describedby');
+    }
+  }
+}
+
+let loginBlockedUntil = 0;
+
+async function onLoginSubmit(e) {
+  e.preventDefault();
+  const form = e.currentTarget;
+  const button = $('login-submit');
+  if (button.disabled) return;
+  const email = $('email').value.trim();
+  const password = $('password').value;
+  if (!email || !password) {
+    setLoginError('Enter your email and password.');
+    (email ? $('password') : $('email')).focus();
+    return;
+  }
+  setLoginError('');
+  button.disabled = true;
+  setText(button, 'Signing in…');
+  form.setAttribute('aria-busy', 'true');
+  let wait = 0;
+  try {
+    const data = await api.login(email, password);
+    $('password').value = '';
+    startSession(data.user);
+  } catch (err) {
+    let msg = err.message;
+    if (err.status === 429 && err.retryAfter) {
+      wait = err.retryAfter;
+      msg += ` Try again in ${formatWait(wait)}.`;
+    }
+    setLoginError(msg);
+    if (err.status === 401) $('password').select();
+  } finally {
+    form.removeAttribute('aria-busy');
+    setText(button, 'Sign in');
+    if (wait > 0) {
+      loginBlockedUntil = Date.now() + wait * 1000;
+      setTimeout(() => {
+        if (Date.now() >= loginBlockedUntil) button.disabled = false;
+      }, wait * 1000);
+    } else {
+      button.disabled = false;
+    }
+  }
+}
+
+function formatWait(s) {
+  if (s < 60) return `${s} second${s === 1 ? '' : 's'}`;
+  const m = Math.ceil(s / 60);
+  return `${m} minute${m === 1 ? '' : 's'}`;
+}
+
+function startSession(user) {
+  session?.destroy();
+  session = new Session(user);
+  session.start();
+}
+
+// ---- A signed-in session ---------------------------------------------------------------
+
+class Session {
+  constructor(me) {
+    this.me = me;
+    this.users = new Map(); // id → user
+    this.channels = new Map(); // id → channel (mutable: unread, last_read, last_number)
+    this.order = []; // channels in API order
+    this.pendingIssues = new Set();
+    this.drafts = new Map(); // channel id → unsent composer text
+    this.readInFlight = new Map(); // channel id → number being marked read
+    this.readTimer = 0;
+    this.reloadTimer = 0;
+    this.lastAuthCheck = 0;
+    this.ready = false; // the first snapshot is applied
+    this.snapshotStarted = false;
+    this.hadHello = false;
+    this.buffer = []; // live objects received before the snapshot was applied
+    this.sending = false;
+    this.ac = new AbortController();
+    this.ended = false;
+
+    const ctx = {
+      meID: me.id,
+      users: this.users,
+      pending: (id) => this.pendingIssues.has(id),
+      onTake: (id, chip) => this.issueAction(id, chip, api.take),
+      onResolve: (id, chip) => this.issueAction(id, chip, api.resolve),
+    };
+    this.feed = new Feed({
+      scroller: $('feed'), list: $('messages'), older: $('load-older'), status: $('feed-status'), pill: $('new-pill'),
+    }, {
+      ctx,
+      lastRead: (id) => this.channels.get(id)?.last_read ?? 0,
+      onLoaded: (id, data) => this.onFeedLoaded(id, data),
+      onReadable: () => this.scheduleMarkRead(),
+      onError: (text, retry) => this.setError(text, retry),
+      onClearError: () => this.setError(''),
+    });
+    this.live = new Live({
+      onObject: (obj) => this.onLive(obj),
+      onOpen: () => this.setOffline(false),
+      onDown: (info) => this.onLiveDown(info),
+    });
+  }
+
+  async start() {
+    showScreen('app');
+    setText($('me-name'), this.me.name || this.me.email || '');
+    $('me-name').title = this.me.email || '';
+    this.wire();
+    this.feed.leave();
+    setText($('channel-title'), '\u00a0');
+    setText($('feed-status'), 'Loading channels…');
+
+    // Connect first and take the snapshot after the hello, so that nothing falls between
+    // them; live objects that arrive meanwhile wait in the buffer.
+    this.hello = new Promise((resolve) => { this.resolveHello = resolve; });
+    this.offlineTimer = setTimeout(() => { if (!this.live.live) this.setOffline(true); }, 2000);
+    this.live.start();
+    await Promise.race([this.hello, sleep(2500)]);
+    if (this.ended) return;
+    this.loadUsers();
+    await this.loadChannels();
+  }
+
+  wire() {
+    const signal = this.ac.signal;
+    window.addEventListener('hashchange', () => this.route(), { signal });
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible') this.scheduleMarkRead();
+      this.updateTitle();
+    }, { signal });
+    window.addEventListener('focus', () => this.scheduleMarkRead(), { signal });
+    $('logout').addEventListener('click', () => this.logout(), { signal });
+
+    const toggle = $('nav-toggle');
+    toggle.addEventListener('click', () => this.setNav(!document.body.classList.contains('nav-open')), { signal });
+    $('nav-scrim').addEventListener('click', () => this.setNav(false), { signal });
+    document.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape' && document.body.classList.contains('nav-open')) {
+        this.setNav(false);
+        toggle.focus();
+      }
+    }, { signal });
+    $('channel-list').addEventListener('click', (e) => {
+      const link = e.target.closest('[data-channel-id]');
+      if (!link) return;
+      this.setNav(false);
+      // Re-selecting the open channel (hash unchanged) still jumps to its latest messages.
+      if (Number(link.dataset.channelId) === this.feed.channelID) this.feed.scrollToBottom(true);
+    }, { signal });
+
+    const form = $('composer');
+    const input = $('composer-input');
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.send();
+    }, { signal });
+    input.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.altKey && !e.ctrlKey && !e.metaKey && !e.isComposing) {
+        e.preventDefault();
+        this.send();
+      }
+    }, { signal });
+    input.addEventListener('input', () => setText($('composer-error'), ''), { signal });
+  }
+
+  setNav(open) {
+    document.body.classList.toggle('nav-open', open);
+    $('nav-toggle').setAttribute('aria-expanded', String(open));
+    $('nav-toggle').setAttribute('aria-label', open ? 'Hide channels' : 'Show channels');
+    $('nav-scrim').hidden = !open;
+    if (open) {
+      const target = $('channel-list').querySelector('[aria-current="page"]') || $('channel-list').querySelector('a');
+      target?.focus();
+    }
+  }
+
+  destroy() {
+    if (this.ended) return;
+    this.ended = true;
+    this.live.stop();
+    this.ac.abort();
+    clearTimeout(this.readTimer);
+    clearTimeout(this.reloadTimer);
+    clearTimeout(this.offlineTimer);
+    this.feed.destroy();
+    clear($('channel-list'));
+    setText($('me-name'), '');
+    this.setOffline(false);
+    this.setError('');
+    $('composer').hidden = true;
+    $('composer-input').value = '';
+    setText($('composer-error'), '');
+    document.body.classList.remove('nav-open');
+    document.title = 'Switchboard';
+    if (session === this) session = null;
+  }
+
+  /** expire ends the session because the server no longer knows it. */
+  expire() {
+    if (this.ended) return;
+    this.destroy();
+    showLogin('Your session has ended. Please sign in again.');
+  }
+
+  async logout() {
+    const button = $('logout');
+    button.disabled = true;
+    this.live.stop();
+    try {
+      await api.logout();
+    } catch (err) {
+      console.warn('switchboard: logout request failed', err);
+    } finally {
+      button.disabled = false;
+    }
+    this.destroy();
+    showLogin('');
+  }
+
+  // ---- Snapshot ----
+
+  async loadUsers() {
+    try {
+      const data = await api.users();
+      for (const u of data.users || []) this.users.set(u.id, u);
+    } catch (err) {
+      if (err.status !== 401) console.warn('switchboard: could not load users', err);
+    }
+  }
+
+  async loadChannels() {
+    this.snapshotStarted = true;
+    let data;
+    try {
+      data = await api.channels();
+    } catch (err) {
+      if (this.ended || err.status === 401) return;
+      setText($('feed-status'), '');
+      this.setError(`Could not load your channels: ${err.message}`, () => this.loadChannels());
+      return;
+    }
+    if (this.ended) return;
+    this.setError('');
+    setText($('feed-status'), '');
+    this.setChannels(data.channels || []);
+    if (!this.ready) {
+      this.ready = true;
+      const buffered = this.buffer;
+      this.buffer = [];
+      for (const obj of buffered) this.handle(obj);
+    }
+    this.route();
+  }
+
+  setChannels(list) {
+    this.order = list.map((c) => ({
+      ...c,
+      unread: Number(c.unread) || 0,
+      last_read: Number(c.last_read) || 0,
+      last_number: Number(c.last_number) || 0,
+    }));
+    this.channels = new Map(this.order.map((c) => [c.id, c]));
+    renderChannelList($('channel-list'), this.order, this.feed.channelID);
+    this.updateTitle();
+  }
+
+  /** resync reloads the channels and the open feed (the server could not replay). */
+  async resync() {
+    const openID = this.feed.channelID;
+    await this.loadChannels();
+    if (this.ended) return;
+    if (openID != null && this.feed.channelID === openID) await this.feed.reload();
+  }
+
+  scheduleChannelReload() {
+    clearTimeout(this.reloadTimer);
+    this.reloadTimer = setTimeout(() => this.loadChannels(), 300);
+  }
+
+  // ---- Routing ----
+
+  route() {
+    if (!this.ready) return;
+    const m = /^#\/channels\/(\d+)$/.exec(location.hash);
+    let ch = m ? this.channels.get(Number(m[1])) : null;
+    if (!ch) {
+      ch = this.order.find((c) => c.kind === 'sms') || this.order[0];
+      if (!ch) {
+        this.feed.leave();
+        setText($('channel-title'), 'No channels');
+        setText($('channel-kind'), '');
+        $('composer').hidden = true;
+        return;
+      }
+      history.replaceState(null, '', channelHref(ch.id));
+    }
+    this.openChannel(ch);
+  }
+
+  openChannel(ch) {
+    markCurrent($('channel-list'), ch.id);
+    setText($('channel-title'), ch.kind === 'team' ? `# ${ch.name}` : ch.name);
+    setText($('channel-kind'), kindName(ch.kind));
+    if (this.feed.channelID === ch.id) return;
+
+    const input = $('composer-input');
+    if (this.feed.channelID != null) this.drafts.set(this.feed.channelID, input.value);
+    const canPost = ch.kind === 'team' || ch.kind === 'direct';
+    $('composer').hidden = !canPost;
+    if (canPost) {
+      input.value = this.drafts.get(ch.id) || '';
+      const label = ch.kind === 'team' ? `Message #${ch.name}` : `Message ${ch.name}`;
+      input.placeholder = label;
+      setText($('composer-label'), label);
+      setText($('composer-error'), '');
+    }
+    this.feed.open(ch); // sets feed.channelID at once; the messages follow
+    this.updateTitle();
+  }
+
+  onFeedLoaded(id, data) {
+    const ch = this.channels.get(id);
+    if (!ch) return;
+    const lr = Number(data.last_read);
+    if (Number.isFinite(lr) && lr > ch.last_read) ch.last_read = lr;
+    const top = this.feed.highest();
+    if (top != null && top > ch.last_number) ch.last_number = top;
+  }
+
+  // ---- Live events ----
+
+  onLive(obj) {
+    if (obj.type === 'hello') {
+      this.resolveHello?.();
+      const late = !this.hadHello && this.snapshotStarted;
+      this.hadHello = true;
+      // The very first hello came after the snapshot was taken: events between the two
+      // may be missing, so take the snapshot again.
+      if (late && this.ready) this.resync();
+      return;
+    }
+    if (!this.ready) {
+      this.buffer.push(obj);
+      return;
+    }
+    this.handle(obj);
+  }
+
+  handle(obj) {
+    const data = obj.data || {};
+    switch (obj.type) {
+      case 'resync':
+        this.resync();
+        break;
+      case 'message.created':
+        if (data.message) this.onMessage(data.message);
+        break;
+      case 'issue.updated':
+        if (data.issue) this.feed.applyIssue(data.issue);
+        break;
+      case 'channel.read':
+        this.onRead(data);
+        break;
+      default:
+        break; // events this screen does not show
+    }
+  }
+
+  onMessage(m) {
+    const ch = this.channels.get(m.channel_id);
+    if (!ch) {
+      this.scheduleChannelReload(); // a channel we did not know, such as a new direct message
+      return;
+    }
+    const open = this.feed.channelID === ch.id;
+    if (open) this.feed.add(m);
+    // Message numbers make this idempotent: a replayed or already-loaded message is at or
+    // below last_number and counts nothing.
+    if (m.number > ch.last_number) {
+      ch.last_number = m.number;
+      const mine = m.author_id != null && m.author_id === this.me.id;
+      if (!mine && m.number > ch.last_read && !(open && this.feed.isReading())) {
+        ch.unread++;
+        this.badge(ch);
+      }
+    }
+    if (open) this.scheduleMarkRead();
+  }
+
+  onRead(d) {
+    const ch = this.channels.get(d.channel_id);
+    if (!ch || !Number.isFinite(d.last_read) || d.last_read < ch.last_read) return;
+    ch.last_read = d.last_read;
+    if (Number.isFinite(d.unread)) ch.unread = d.unread;
+    this.badge(ch);
+  }
+
+  badge(ch) {
+    updateBadge($('channel-list').querySelector(`[data-channel-id="${ch.id}"]`), ch.unread);
+    this.updateTitle();
+  }
+
+  updateTitle() {
+    let total = 0;
+    for (const c of this.order) total += c.unread;
+    const open = this.channels.get(this.feed.channelID);
+    const base = open ? `${open.name} · Switchboard` : 'Switchboard';
+    document.title = total > 0 ? `(${total}) ${base}` : base;
+  }
+
+  onLiveDown(info) {
+    this.setOffline(true);
+    const ended = info.code === 1008 && /session/i.test(info.reason);
+    // A refused upgrade looks like a plain network failure; ask the API whether the session
+    // is still good, now and then.
+    if (ended || (!info.everOpened && info.failures >= 2 && Date.now() - this.lastAuthCheck > 10000)) {
+      this.lastAuthCheck = Date.now();
+      api.me().catch((err) => {
+        if (err.status === 401) this.expire();
+      });
+    }
+  }
+
+  setOffline(off) {
+    const banner = $('offline-banner');
+    if (!off) clearTimeout(this.offlineTimer);
+    if (off === !banner.hidden) return;
+    banner.hidden = !off;
+    setText(banner, '');
+    // Fill the live region after it is shown so that screen readers announce it.
+    if (off) setTimeout(() => { if (!banner.hidden) setText(banner, 'Offline — reconnecting…'); }, 50);
+  }
+
+  setError(text, retry) {
+    const box = $('app-error');
+    clear(box);
+    if (!text) return;
+    box.appendChild(h('span', null, text));
+    if (retry) {
+      box.appendChild(h('button', {
+        type: 'button',
+        class: 'btn btn-small',
+        onclick: () => {
+          this.setError('');
+          retry();
+        },
+      }, 'Retry'));
+    }
+  }
+
+  // ---- Reading ----
+
+  scheduleMarkRead() {
+    clearTimeout(this.readTimer);
+    this.readTimer = setTimeout(() => this.markRead(), 150);
+  }
+
+  async markRead() {
+    const id = this.feed.channelID;
+    const ch = this.channels.get(id);
+    if (!ch || !this.feed.isReading()) return;
+    const n = this.feed.highest();
+    if (n == null || (n <= ch.last_read && ch.unread === 0)) return;
+    if ((this.readInFlight.get(id) ?? -1) >= n) return;
+    this.readInFlight.set(id, n);
+    try {
+      const r = await api.markRead(id, n);
+      if (!this.ended && r) this.onRead({ channel_id: id, last_read: r.last_read, unread: r.unread });
+    } catch (err) {
+      if (err.status !== 401) console.warn('switchboard: could not mark read', err);
+    } finally {
+      if (this.readInFlight.get(id) === n) this.readInFlight.delete(id);
+    }
+  }
+
+  // ---- Actions ----
+
+  async issueAction(issueID, chip, call) {
+    if (this.pendingIssues.has(issueID)) return;
+    this.pendingIssues.add(issueID);
+    setChipError(chip, '');
+    this.feed.refreshIssue(issueID);
+    try {
+      const data = await call(issueID);
+      if (this.ended) return;
+      this.pendingIssues.delete(issueID);
+      if (data && data.issue) this.feed.applyIssue(data.issue);
+      this.feed.refreshIssue(issueID);
+    } catch (err) {
+      if (this.ended) return;
+      this.pendingIssues.delete(issueID);
+      this.feed.refreshIssue(issueID);
+      setChipError(chip, err.message);
+    }
+  }
+
+  async send() {
+    const id = this.feed.channelID;
+    const input = $('composer-input');
+    const body = input.value;
+    if (this.sending || id == null || !body.trim()) return;
+    this.sending = true;
+    const button = $('composer-send');
+    button.disabled = true;
+    $('composer').setAttribute('aria-busy', 'true');
+    setText($('composer-error'), '');
+    try {
+      const data = await api.post(id, body);
+      if (this.ended) return;
+      if (this.feed.channelID === id) input.value = '';
+      else this.drafts.delete(id);
+      if (data && data.message) this.onMessage(data.message);
+      if (this.feed.channelID === id) this.feed.scrollToBottom(true);
+    } catch (err) {
+      if (!this.ended && this.feed.channelID === id) setText($('composer-error'), `Not sent: ${err.message}`);
+    } finally {
+      this.sending = false;
+      button.disabled = false;
+      $('composer').removeAttribute('aria-busy');
+    }
+  }
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+boot();

@@ -1,0 +1,122 @@
+// One message of the feed, and the issue chip of customer messages. All text goes in as
+// text nodes.
+
+import { h, setText, timeElement, initials, hue } from './dom.js';
+
+/** customerLabel names a customer: name, else phone, else email. */
+export function customerLabel(c) {
+  if (!c) return 'Customer';
+  return c.name || c.phone || c.email || 'Customer';
+}
+
+/**
+ * issueView says how an issue looks: state (unassigned | assigned | resolved) and label.
+ * users resolves assignee ids when an event lacks the name.
+ */
+export function issueView(issue, users) {
+  if (issue.status === 'resolved' || issue.status === 'closed') {
+    const by = issue.resolved_by_name;
+    const word = issue.status === 'closed' ? 'Closed' : 'Resolved';
+    return { state: 'resolved', label: by ? `Resolved by ${by}` : word };
+  }
+  if (issue.assignee_id != null) {
+    const name = issue.assignee_name || users?.get(issue.assignee_id)?.name || 'someone';
+    return { state: 'assigned', label: `Assigned to ${name}` };
+  }
+  return { state: 'unassigned', label: 'Unassigned' };
+}
+
+/**
+ * renderMessage builds the element of one message.
+ * ctx: { meID, users, onTake(issueID, chip), onResolve(issueID, chip), pending(issueID) }
+ */
+export function renderMessage(m, ctx) {
+  const customer = m.customer;
+  const author = m.author;
+  let name, sub, key, kind;
+  if (customer) {
+    kind = 'customer';
+    name = customerLabel(customer);
+    sub = customer.name ? customer.phone || customer.email || '' : (customer.phone && customer.email ? customer.email : '');
+    key = 'c' + customer.id;
+  } else if (author) {
+    kind = m.author_id === ctx.meID ? 'mine' : 'agent';
+    name = author.name || author.handle || 'Someone';
+    sub = author.handle ? '@' + author.handle : '';
+    key = 'u' + author.id;
+  } else {
+    kind = 'system';
+    name = 'Switchboard';
+    sub = '';
+    key = 'system';
+  }
+  const avatar = h('span', { class: `avatar av-${hue(key)}`, 'aria-hidden': 'true' }, kind === 'system' ? '•' : initials(name));
+  const head = h('div', { class: 'msg-head' },
+    h('span', { class: 'msg-author' }, name),
+    sub ? h('span', { class: 'msg-sub' }, sub) : null,
+    timeElement(m.created_at),
+  );
+  const body = h('div', { class: 'msg-body' }, m.body ?? '');
+  const content = h('div', { class: 'msg-content' }, head, body);
+  if (m.issue) content.appendChild(renderIssueChip(m.issue, ctx));
+  return h('article', {
+    class: `msg msg-${kind}`,
+    dataset: { messageId: String(m.id), number: String(m.number) },
+    'aria-label': `${name}, message ${m.number}`,
+  }, avatar, content);
+}
+
+/** renderIssueChip builds a chip; updateIssueChip fills it in. */
+export function renderIssueChip(issue, ctx) {
+  const label = h('span', { class: 'issue-label' });
+  const take = h('button', { type: 'button', class: 'btn btn-small chip-btn', dataset: { action: 'take' } }, 'Take It');
+  const resolve = h('button', { type: 'button', class: 'btn btn-small chip-btn', dataset: { action: 'resolve' } }, 'Resolve');
+  const error = h('span', { class: 'issue-error', role: 'alert' });
+  const chip = h('div', { class: 'issue-chip', role: 'group' },
+    h('span', { class: 'issue-dot', 'aria-hidden': 'true' }),
+    label,
+    h('span', { class: 'issue-actions' }, take, resolve),
+    error,
+  );
+  take.addEventListener('click', () => ctx.onTake(Number(chip.dataset.issueId), chip));
+  resolve.addEventListener('click', () => ctx.onResolve(Number(chip.dataset.issueId), chip));
+  updateIssueChip(chip, issue, ctx);
+  return chip;
+}
+
+export function updateIssueChip(chip, issue, ctx) {
+  const view = issueView(issue, ctx.users);
+  chip.dataset.issueId = String(issue.id);
+  chip.dataset.status = issue.status;
+  chip.dataset.state = view.state;
+  chip.setAttribute('aria-label', `Issue ${issue.id}: ${view.label}`);
+  const label = chip.querySelector('.issue-label');
+  const parts = [`#${issue.id}`, view.label];
+  if (issue.status === 'in_progress') parts.push('In progress');
+  if (issue.priority && /^(high|urgent)$/i.test(issue.priority)) parts.push(issue.priority[0].toUpperCase() + issue.priority.slice(1) + ' priority');
+  setText(label, parts.join(' · '));
+
+  const open = view.state !== 'resolved';
+  const pending = ctx.pending(issue.id);
+  const take = chip.querySelector('[data-action="take"]');
+  const resolve = chip.querySelector('[data-action="resolve"]');
+  const hadFocus = chip.contains(document.activeElement) ? document.activeElement : null;
+  take.hidden = !open || issue.assignee_id === ctx.meID;
+  resolve.hidden = !open;
+  for (const b of [take, resolve]) b.disabled = pending;
+  chip.setAttribute('aria-busy', pending ? 'true' : 'false');
+  if (hadFocus && hadFocus.hidden) {
+    // Keep keyboard users in place when the button they used goes away.
+    const next = [take, resolve].find((b) => !b.hidden);
+    if (next) next.focus();
+    else {
+      label.tabIndex = -1;
+      label.focus();
+    }
+  }
+}
+
+/** setChipError shows (or clears) a refusal next to the buttons. */
+export function setChipError(chip, text) {
+  setText(chip.querySelector('.issue-error'), text || '');
+}
