@@ -174,6 +174,7 @@ class Session {
     showScreen('app');
     setText($('me-name'), this.me.name || this.me.email || '');
     $('me-name').title = this.me.email || '';
+    setText($('sidebar-me'), `Signed in as ${this.me.name || this.me.email || ''}`);
     this.wire();
     this.feed.leave();
     setText($('channel-title'), '\u00a0');
@@ -254,6 +255,7 @@ class Session {
     this.feed.destroy();
     clear($('channel-list'));
     setText($('me-name'), '');
+    setText($('sidebar-me'), '');
     this.setOffline(false);
     this.setError('');
     $('composer').hidden = true;

@@ -66,12 +66,15 @@ export function timeElement(iso) {
   return h('time', { class: 'msg-time', datetime: d.toISOString(), title: fullFmt.format(d) }, label);
 }
 
-/** initials gives up to two letters for an avatar. */
+/** initials gives up to two letters (or digits) for an avatar; '' when there are none. */
 export function initials(name) {
-  const words = String(name || '?').trim().split(/\s+/).filter(Boolean);
-  if (words.length === 0) return '?';
-  const first = [...words[0]][0] || '?';
-  const last = words.length > 1 ? [...words[words.length - 1]][0] || '' : '';
+  const words = String(name || '')
+    .split(/\s+/)
+    .map((w) => w.replace(/[^\p{L}\p{N}]/gu, ''))
+    .filter(Boolean);
+  if (words.length === 0) return '';
+  const first = [...words[0]][0];
+  const last = words.length > 1 ? [...words[words.length - 1]][0] : '';
   return (first + last).toUpperCase();
 }
 

@@ -50,7 +50,11 @@ export function renderMessage(m, ctx) {
     sub = '';
     key = 'system';
   }
-  const avatar = h('span', { class: `avatar av-${hue(key)}`, 'aria-hidden': 'true' }, kind === 'system' ? '•' : initials(name));
+  let mark = initials(name);
+  if (kind === 'system') mark = '•';
+  else if (customer && !customer.name) mark = customer.phone ? '✆' : '✉';
+  else if (!mark) mark = '?';
+  const avatar = h('span', { class: `avatar av-${hue(key)}`, 'aria-hidden': 'true' }, mark);
   const head = h('div', { class: 'msg-head' },
     h('span', { class: 'msg-author' }, name),
     sub ? h('span', { class: 'msg-sub' }, sub) : null,
