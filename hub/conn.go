@@ -1,0 +1,447 @@
+package hub
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+var errShuttingDown = errors.New("hub: shutting down")
+
+// Client is who is connecting and what they may follow, as decided by the caller (which
+// authenticated the request and knows the user's channels).
+type Client struct {
+	UserID    int64
+	SessionID int64
+	// Topics the user may see; their user topic is added if missing.
+	Topics []Topic
+}
+
+// conn is one live WebSocket. The handler goroutine reads; writeLoop is the only writer;
+// a bounded queue in bytes sits between the fan-out and the writer.
+type conn struct {
+	h         *Hub
+	ws        *websocket.Conn
+	userID    int64
+	sessionID int64
+	topics    []Topic
+
+	ctx    context.Context // the connection's lifetime
+	cancel context.CancelFunc
+	wake   chan struct{} // capacity 1: "the queue is not empty"
+
+	mu          sync.Mutex
+	started     bool                 // guarded by mu: replay done; live frames go to queue
+	seen        map[Topic]int64      // guarded by mu: highest seq queued per topic
+	held        []*frame             // guarded by mu: live frames that arrived during replay
+	queue       []*frame             // guarded by mu
+	queued      int                  // guarded by mu: bytes in held and queue
+	closeCode   websocket.StatusCode // guarded by mu: set once, by shut
+	closeReason string               // guarded by mu
+	closeLabel  string               // guarded by mu: metrics reason
+
+	cursor *cursorWriter // owned by writeLoop
+}
+
+// enqueueLive takes a frame from the topic fan-out. It never blocks: a client whose queue
+// is over budget is disconnected as slow, and resumes from its cursor without loss.
+func (c *conn) enqueueLive(f *frame) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.enqueueLiveLocked(f)
+}
+
+func (c *conn) enqueueLiveLocked(f *frame) {
+	if c.closeCode != 0 {
+		return
+	}
+	if !c.started {
+		c.held = append(c.held, f)
+		c.addLocked(f.size())
+		return
+	}
+	if f.ev.Seq <= c.seen[f.ev.Topic] {
+		return
+	}
+	c.seen[f.ev.Topic] = f.ev.Seq
+	c.pushLocked(f)
+	c.addLocked(f.size())
+}
+
+// pushLocked queues f without charging the budget: replay and control frames are bounded
+// by MaxReplay and by the client's own requests; only live traffic can grow without end.
+func (c *conn) pushLocked(f *frame) {
+	c.queue = append(c.queue, f)
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *conn) addLocked(n int) {
+	c.queued += n
+	if c.queued > c.h.cfg.QueueBytes && c.closeCode == 0 {
+		c.h.m.slow.Inc()
+		c.shutLocked(websocket.StatusPolicyViolation,
+			fmt.Sprintf("slow consumer: more than %d bytes queued; reconnect with your cursor", c.h.cfg.QueueBytes), "slow")
+	}
+}
+
+// send queues a control frame for this connection only.
+func (c *conn) send(f *frame) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeCode == 0 {
+		c.pushLocked(f)
+	}
+}
+
+// shut asks the writer to close the connection with code and reason. The first call wins.
+func (c *conn) shut(code websocket.StatusCode, reason, label string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.shutLocked(code, reason, label)
+}
+
+func (c *conn) shutLocked(code websocket.StatusCode, reason, label string) {
+	if c.closeCode != 0 {
+		return
+	}
+	c.closeCode, c.closeReason, c.closeLabel = code, reason, label
+	c.queue, c.held = nil, nil
+	c.cancel()
+}
+
+// start ends the replay phase: hello, then any control frames, then the replayed events,
+// then the live events held meanwhile that the replay did not already cover.
+func (c *conn) start(initial Cursor, control []*frame, replay []*Event) {
+	c.cursor = newCursorWriter(initial)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeCode != 0 {
+		return
+	}
+	c.seen = initial.Clone()
+	c.pushLocked(controlFrame(map[string]any{"type": "hello", "cursor": initial.Encode(), "user_id": c.userID}))
+	for _, f := range control {
+		c.pushLocked(f)
+	}
+	for _, ev := range replay {
+		if ev.Seq > c.seen[ev.Topic] {
+			c.seen[ev.Topic] = ev.Seq
+			c.pushLocked(newEventFrame(ev))
+		}
+	}
+	held := c.held
+	c.held = nil
+	c.queued = 0
+	c.started = true
+	for _, f := range held {
+		c.enqueueLiveLocked(f)
+	}
+}
+
+// maxWrite bounds one coalesced WebSocket message.
+const maxWrite = 256 << 10
+
+// writeLoop owns every write to the socket: it coalesces what is queued into one message
+// of objects separated by "\n", each event with the connection's cursor as of that event.
+func (c *conn) writeLoop() {
+	var buf []byte
+	for {
+		select {
+		case <-c.ctx.Done():
+			c.closeSocket()
+			return
+		case <-c.wake:
+		}
+		c.mu.Lock()
+		batch := c.queue
+		c.queue = nil
+		c.queued = 0
+		c.mu.Unlock()
+		batch, err := c.catchUp(batch)
+		if err != nil {
+			c.h.log.Warn("hub: reading missed events failed; client will resume", "user", c.userID, "err", err)
+			c.shut(websocket.StatusTryAgainLater, "temporary failure; reconnect with your cursor", "catch_up_error")
+			c.closeSocket()
+			return
+		}
+		for len(batch) > 0 {
+			buf = buf[:0]
+			n := 0
+			for n < len(batch) && (n == 0 || len(buf) < maxWrite) {
+				if n > 0 {
+					buf = append(buf, '\n')
+				}
+				buf = c.appendFrame(buf, batch[n])
+				n++
+			}
+			batch = batch[n:]
+			// Not c.ctx: shut must not cut a write in half; the loop stops after it.
+			wctx, cancel := context.WithTimeout(context.Background(), c.h.cfg.WriteTimeout)
+			err := c.ws.Write(wctx, websocket.MessageText, buf)
+			cancel()
+			if err != nil {
+				c.shut(websocket.StatusGoingAway, "write failed", "write_error")
+				c.closeSocket()
+				return
+			}
+			c.h.m.writes.Inc()
+			c.h.m.frames.Add(float64(n))
+		}
+		if cap(buf) > 4*maxWrite {
+			buf = nil // do not keep a burst's buffer for the life of an idle connection
+		}
+	}
+}
+
+// catchUp fills holes in the batch from the database. The node delivers each topic in
+// order, but a connection that registered while the node was first learning a topic's
+// position can start below it; the hole shows as a seq beyond cursor+1.
+func (c *conn) catchUp(batch []*frame) ([]*frame, error) {
+	var out []*frame
+	next := map[Topic]int64{} // expected seq per topic, as of the frames before i
+	for i, f := range batch {
+		if f.ev == nil {
+			if out != nil {
+				out = append(out, f)
+			}
+			continue
+		}
+		want, ok := next[f.ev.Topic]
+		if !ok {
+			want = c.cursor.get(f.ev.Topic) + 1
+		}
+		next[f.ev.Topic] = f.ev.Seq + 1
+		if f.ev.Seq <= want {
+			if out != nil {
+				out = append(out, f)
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([]*frame, 0, len(batch)+8), batch[:i]...)
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+		evs, err := c.h.cfg.Log.Range(ctx, f.ev.Topic, want-1, f.ev.Seq-1, int(f.ev.Seq-want))
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		c.h.m.gapFills.Add(float64(len(evs)))
+		for _, ev := range evs {
+			out = append(out, newEventFrame(ev))
+		}
+		out = append(out, f)
+	}
+	if out == nil {
+		return batch, nil
+	}
+	return out, nil
+}
+
+func (c *conn) appendFrame(buf []byte, f *frame) []byte {
+	if f.raw != nil {
+		return append(buf, f.raw...)
+	}
+	c.cursor.advance(f.ev.Topic, f.ev.Seq)
+	buf = append(buf, f.head...)
+	buf = c.cursor.appendTo(buf)
+	return append(buf, f.tail...)
+}
+
+func (c *conn) closeSocket() {
+	c.mu.Lock()
+	code, reason, label := c.closeCode, c.closeReason, c.closeLabel
+	c.mu.Unlock()
+	if code == 0 {
+		code, reason, label = websocket.StatusGoingAway, "closing", "closed"
+	}
+	c.h.m.disconnect.WithLabelValues(label).Inc()
+	// Close waits for the peer's close frame up to 5 s; CloseNow after it frees the
+	// socket either way.
+	_ = c.ws.Close(code, reason)
+	_ = c.ws.CloseNow()
+}
+
+// pingLoop keeps idle connections alive through proxies and notices dead peers.
+func (c *conn) pingLoop() {
+	t := time.NewTicker(c.h.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), c.h.cfg.WriteTimeout)
+			err := c.ws.Ping(ctx)
+			cancel()
+			if err != nil {
+				c.shut(websocket.StatusGoingAway, "ping timeout", "ping_timeout")
+				return
+			}
+		}
+	}
+}
+
+// clientMessage is what a browser may send.
+type clientMessage struct {
+	Type string `json:"type"`
+}
+
+// readLoop handles client frames until the connection ends. Bad frames are answered with
+// an error object; the connection stays up.
+func (c *conn) readLoop() {
+	for {
+		// Not c.ctx: cancelling a Read closes the socket at once, before the writer
+		// can send the close frame that tells the client why. Read ends when it closes.
+		typ, data, err := c.ws.Read(context.Background())
+		if err != nil {
+			if websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
+				c.shut(websocket.StatusMessageTooBig, "frame too large", "too_big")
+			} else {
+				c.shut(websocket.StatusNormalClosure, "", "client_closed")
+			}
+			return
+		}
+		if typ != websocket.MessageText {
+			c.send(controlFrame(map[string]string{"type": "error", "error": "frames must be text holding a JSON object"}))
+			continue
+		}
+		var m clientMessage
+		if err := json.Unmarshal(data, &m); err != nil || m.Type == "" {
+			c.send(controlFrame(map[string]string{"type": "error", "error": "frame is not a JSON object with a \"type\""}))
+			continue
+		}
+		switch m.Type {
+		case "ping":
+			c.send(controlFrame(map[string]string{"type": "pong"}))
+		default:
+			c.send(controlFrame(map[string]string{"type": "error", "error": fmt.Sprintf("unknown message type %q", m.Type)}))
+		}
+	}
+}
+
+// Serve upgrades the request to a WebSocket for cl and runs it until it ends. The query
+// parameter "cursor" resumes from a position the client got earlier. It answers 400 for a
+// malformed cursor and 503 while shutting down; other failures are logged.
+func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, cl Client) {
+	var resumeFrom Cursor
+	if s := r.URL.Query().Get("cursor"); s != "" {
+		var err error
+		if resumeFrom, err = DecodeCursor(s); err != nil {
+			http.Error(w, `{"error":"malformed cursor; connect without one and reload"}`, http.StatusBadRequest)
+			return
+		}
+	}
+	topics := slices.Clone(cl.Topics)
+	if !slices.Contains(topics, UserTopic(cl.UserID)) {
+		topics = append(topics, UserTopic(cl.UserID))
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.OriginPatterns})
+	if err != nil {
+		h.log.Info("hub: websocket handshake refused", "err", err)
+		return // Accept has answered the request
+	}
+	ws.SetReadLimit(h.cfg.ReadLimit)
+	ctx, cancel := context.WithCancel(h.ctx)
+	c := &conn{
+		h: h, ws: ws, userID: cl.UserID, sessionID: cl.SessionID, topics: topics,
+		ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1),
+	}
+	defer cancel()
+	if err := h.register(c); err != nil {
+		ws.Close(websocket.StatusTryAgainLater, "server shutting down")
+		return
+	}
+	h.wg.Add(1)
+	defer h.wg.Done()
+	defer h.unregister(c)
+
+	heads, initial, control, replay, err := h.resume(ctx, topics, resumeFrom)
+	if err != nil {
+		h.log.Error("hub: cannot start connection", "user", cl.UserID, "err", err)
+		ws.Close(websocket.StatusInternalError, "cannot read events; reconnect")
+		return
+	}
+	h.prime(c, heads)
+	c.start(initial, control, replay)
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); c.writeLoop() }()
+	go func() { defer wg.Done(); c.pingLoop() }()
+	c.readLoop()
+	wg.Wait()
+}
+
+var resyncFrame = []byte(`{"type":"resync"}`)
+
+// resume works out where a new connection starts. Without a cursor it starts at the
+// topics' heads. With one it replays, per topic, the events after the cursor; when that
+// is impossible (pruned, from another database, or too much) it starts at the heads and
+// tells the client to resync. The connection is registered before this runs, so every
+// event committed after the heads were read reaches it live.
+func (h *Hub) resume(ctx context.Context, topics []Topic, from Cursor) (atHeads, initial Cursor, control []*frame, replay []*Event, err error) {
+	heads, err := h.cfg.Log.heads(ctx, topics)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	atHeads = make(Cursor, len(topics))
+	for _, t := range topics {
+		atHeads[t] = heads[t].seq
+	}
+	if from == nil {
+		return atHeads, atHeads, nil, nil, nil
+	}
+	resync := []*frame{{raw: resyncFrame}}
+	initial = make(Cursor, len(topics))
+	for _, t := range topics {
+		hd := heads[t]
+		seq, ok := from[t]
+		if !ok {
+			// A topic the client did not follow when it got the cursor (a channel it joined
+			// since): it loads that channel's state when told of the membership.
+			seq = hd.seq
+		}
+		if seq > hd.seq || seq < hd.pruned {
+			return atHeads, atHeads, resync, nil, nil
+		}
+		initial[t] = seq
+	}
+	for _, t := range topics {
+		if heads[t].seq <= initial[t] {
+			continue
+		}
+		budget := h.cfg.MaxReplay - len(replay)
+		if heads[t].seq-initial[t] > int64(budget) {
+			return atHeads, atHeads, resync, nil, nil
+		}
+		evs, err := h.cfg.Log.Range(ctx, t, initial[t], heads[t].seq, budget)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		if int64(len(evs)) != heads[t].seq-initial[t] {
+			// Pruned between reading the heads and the events.
+			return atHeads, atHeads, resync, nil, nil
+		}
+		replay = append(replay, evs...)
+	}
+	// Within a topic, seq order; across topics, commit order is approximated by row id.
+	slices.SortStableFunc(replay, func(a, b *Event) int {
+		if a.Topic == b.Topic {
+			return cmp.Compare(a.Seq, b.Seq)
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return atHeads, initial, nil, replay, nil
+}

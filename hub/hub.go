@@ -1,0 +1,488 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures a Hub. Zero values take the documented defaults.
+type Config struct {
+	Log    *Log         // required: where events are read back from
+	Bus    Bus          // default: a MemoryBus
+	Logger *slog.Logger // default: discard
+
+	// QueueBytes bounds what may wait to be written to one connection; a client that
+	// lets more pile up is disconnected as slow and resumes from its cursor. Default 1 MiB.
+	QueueBytes int
+	// WriteTimeout bounds each write to a client. Default 10 s.
+	WriteTimeout time.Duration
+	// PingInterval is how often an idle connection is pinged. Default 30 s.
+	PingInterval time.Duration
+	// ReadLimit bounds one client frame. Default 64 KiB.
+	ReadLimit int64
+	// OriginPatterns are the hosts (host or host:port patterns, as coder/websocket takes
+	// them) whose pages may open a WebSocket besides the request's own host.
+	OriginPatterns []string
+	// GapWait is how long an out-of-order event waits for the missing ones to arrive over
+	// the bus before they are read from the database. Default 50 ms.
+	GapWait time.Duration
+	// MaxReplay bounds the events replayed to one resuming connection; beyond it the client
+	// is told to resync. Default 10,000.
+	MaxReplay int
+	// Metrics, when set, receives the hub's collectors.
+	Metrics prometheus.Registerer
+}
+
+// Hub delivers events to the WebSocket connections of this node.
+type Hub struct {
+	cfg Config
+	log *slog.Logger
+	bus Bus
+
+	ctx    context.Context // cancelled by Shutdown; parent of every connection and worker
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // connections and gap-fill workers
+
+	mu        sync.Mutex
+	closed    bool                         // guarded by mu
+	topics    map[Topic]*topicState        // guarded by mu
+	conns     map[*conn]struct{}           // guarded by mu
+	bySession map[int64]map[*conn]struct{} // guarded by mu
+	byUser    map[int64]map[*conn]struct{} // guarded by mu
+
+	m metrics
+}
+
+// topicState is this node's view of one topic: the last seq delivered to local
+// connections, and events that arrived early, waiting for the ones before them.
+type topicState struct {
+	topic Topic
+
+	mu      sync.Mutex
+	conns   map[*conn]struct{} // guarded by mu
+	ready   bool               // guarded by mu: last is known
+	last    int64              // guarded by mu
+	pending map[int64]*frame   // guarded by mu
+	filling bool               // guarded by mu: a fill worker runs
+}
+
+type metrics struct {
+	conns      prometheus.Gauge
+	frames     prometheus.Counter
+	writes     prometheus.Counter
+	slow       prometheus.Counter
+	gapFills   prometheus.Counter
+	busErrors  prometheus.Counter
+	disconnect *prometheus.CounterVec
+}
+
+// New returns a hub. It subscribes to the bus as its handler.
+func New(cfg Config) *Hub {
+	if cfg.Log == nil {
+		panic("hub: Config.Log is required")
+	}
+	if cfg.Bus == nil {
+		cfg.Bus = NewMemoryBus()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = 1 << 20
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 30 * time.Second
+	}
+	if cfg.ReadLimit <= 0 {
+		cfg.ReadLimit = 64 << 10
+	}
+	if cfg.GapWait <= 0 {
+		cfg.GapWait = 50 * time.Millisecond
+	}
+	if cfg.MaxReplay <= 0 {
+		cfg.MaxReplay = 10000
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Hub{
+		cfg: cfg, log: cfg.Logger, bus: cfg.Bus,
+		ctx: ctx, cancel: cancel,
+		topics:    map[Topic]*topicState{},
+		conns:     map[*conn]struct{}{},
+		bySession: map[int64]map[*conn]struct{}{},
+		byUser:    map[int64]map[*conn]struct{}{},
+	}
+	h.m = metrics{
+		conns:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "switchboard_ws_connections", Help: "Live WebSocket connections on this node."}),
+		frames:     prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_ws_frames_total", Help: "Objects written to WebSocket clients."}),
+		writes:     prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_ws_writes_total", Help: "WebSocket messages written (each may carry several objects)."}),
+		slow:       prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_ws_slow_disconnects_total", Help: "Clients disconnected because their send queue overflowed."}),
+		gapFills:   prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_hub_gap_fills_total", Help: "Events read from the database because the bus delivered them late or not at all."}),
+		busErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_hub_bus_errors_total", Help: "Failed publishes and undecodable bus messages."}),
+		disconnect: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchboard_ws_disconnects_total", Help: "WebSocket disconnections by reason."}, []string{"reason"}),
+	}
+	if cfg.Metrics != nil {
+		cfg.Metrics.MustRegister(h.m.conns, h.m.frames, h.m.writes, h.m.slow, h.m.gapFills, h.m.busErrors, h.m.disconnect)
+	}
+	cfg.Bus.SetHandler(h)
+	cfg.Log.SetPublisher(h)
+	return h
+}
+
+// Publish sends a committed event to every node. It implements Publisher for the Log and
+// runs after commit; a publish that fails is recovered by gap fill and resume.
+func (h *Hub) Publish(ev *Event) {
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		h.m.busErrors.Inc()
+		h.log.Error("hub: encode event", "topic", ev.Topic, "seq", ev.Seq, "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+	defer cancel()
+	if err := h.bus.Publish(ctx, ev.Topic, payload); err != nil {
+		h.m.busErrors.Inc()
+		h.log.Warn("hub: publish failed; followers will catch up from the database", "topic", ev.Topic, "seq", ev.Seq, "err", err)
+	}
+}
+
+// HandleMessage receives an event from the bus. It implements Handler.
+func (h *Hub) HandleMessage(topic Topic, payload []byte) {
+	h.mu.Lock()
+	ts := h.topics[topic]
+	h.mu.Unlock()
+	if ts == nil {
+		return
+	}
+	var ev Event
+	if err := json.Unmarshal(payload, &ev); err != nil || ev.Topic != topic || ev.Seq <= 0 {
+		h.m.busErrors.Inc()
+		h.log.Warn("hub: undecodable bus message", "topic", topic, "err", err)
+		return
+	}
+	h.deliver(ts, newEventFrame(&ev))
+}
+
+// deliver puts f in seq order for the topic and fans out what is ready.
+func (h *Hub) deliver(ts *topicState, f *frame) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	seq := f.ev.Seq
+	switch {
+	case !ts.ready:
+		ts.pending[seq] = f
+	case seq <= ts.last:
+		// Already delivered: a duplicate from the bus or a gap fill that raced it.
+	case seq == ts.last+1:
+		h.fanOutLocked(ts, f)
+		h.drainLocked(ts)
+	default:
+		ts.pending[seq] = f
+	}
+	h.startFillLocked(ts)
+}
+
+// drainLocked delivers pending frames that are now next in line.
+func (h *Hub) drainLocked(ts *topicState) {
+	for {
+		f, ok := ts.pending[ts.last+1]
+		if !ok {
+			break
+		}
+		delete(ts.pending, ts.last+1)
+		h.fanOutLocked(ts, f)
+	}
+	for seq := range ts.pending {
+		if seq <= ts.last {
+			delete(ts.pending, seq)
+		}
+	}
+}
+
+func (h *Hub) fanOutLocked(ts *topicState, f *frame) {
+	ts.last = f.ev.Seq
+	for c := range ts.conns {
+		c.enqueueLive(f)
+	}
+}
+
+// startFillLocked starts the topic's fill worker when events wait for earlier ones.
+func (h *Hub) startFillLocked(ts *topicState) {
+	if ts.filling || !ts.ready || len(ts.pending) == 0 {
+		return
+	}
+	h.mu.Lock()
+	closed := h.closed
+	if !closed {
+		h.wg.Add(1)
+	}
+	h.mu.Unlock()
+	if closed {
+		return
+	}
+	ts.filling = true
+	go h.fill(ts)
+}
+
+// fill reads from the database whatever the bus has not brought within GapWait. The
+// per-topic commit order guarantees that when seq N is visible, every seq below it is
+// committed, so the read finds the missing ones (unless they were pruned, in which case
+// they are skipped).
+func (h *Hub) fill(ts *topicState) {
+	defer h.wg.Done()
+	backoff := 100 * time.Millisecond
+	for {
+		ts.mu.Lock()
+		if !ts.ready || len(ts.pending) == 0 {
+			ts.filling = false
+			ts.mu.Unlock()
+			return
+		}
+		ts.mu.Unlock()
+
+		select {
+		case <-h.ctx.Done():
+			h.stopFill(ts)
+			return
+		case <-time.After(h.cfg.GapWait):
+		}
+
+		ts.mu.Lock()
+		from := ts.last
+		to := int64(-1)
+		for seq := range ts.pending {
+			if to < 0 || seq < to {
+				to = seq
+			}
+		}
+		ts.mu.Unlock()
+		if to <= from+1 {
+			continue // filled meanwhile
+		}
+		evs, err := h.cfg.Log.Range(h.ctx, ts.topic, from, to-1, 1000)
+		if err != nil {
+			h.log.Warn("hub: reading a gap from the database failed; retrying", "topic", ts.topic, "err", err)
+			select {
+			case <-h.ctx.Done():
+				h.stopFill(ts)
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		h.m.gapFills.Add(float64(len(evs)))
+		for _, ev := range evs {
+			h.deliver(ts, newEventFrame(ev))
+		}
+		ts.mu.Lock()
+		if len(evs) == 0 && ts.last == from {
+			// Nothing to read: the missing events were pruned. Skip the hole.
+			h.log.Warn("hub: events missing from the database; skipping", "topic", ts.topic, "from", from+1, "to", to-1)
+			ts.last = to - 1
+			h.drainLocked(ts)
+		}
+		ts.mu.Unlock()
+	}
+}
+
+// prime tells the topics this node has not positioned yet where they stand: the heads a
+// new connection just read, after registering. Events that reached the node before that
+// and are at or below the head were committed before it and are covered by the
+// connection's own start position; a connection that registered earlier with a lower
+// position finds the hole itself and reads it (see conn.catchUp).
+func (h *Hub) prime(c *conn, heads Cursor) {
+	h.mu.Lock()
+	states := make([]*topicState, 0, len(c.topics))
+	for _, t := range c.topics {
+		if ts := h.topics[t]; ts != nil {
+			states = append(states, ts)
+		}
+	}
+	h.mu.Unlock()
+	for _, ts := range states {
+		ts.mu.Lock()
+		if !ts.ready {
+			ts.ready, ts.last = true, heads[ts.topic]
+			h.drainLocked(ts)
+			h.startFillLocked(ts)
+		}
+		ts.mu.Unlock()
+	}
+}
+
+func (h *Hub) stopFill(ts *topicState) {
+	ts.mu.Lock()
+	ts.filling = false
+	ts.mu.Unlock()
+}
+
+// register adds c to its topics, subscribing the bus to topics new on this node.
+func (h *Hub) register(c *conn) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return errShuttingDown
+	}
+	h.conns[c] = struct{}{}
+	addTo(h.bySession, c.sessionID, c)
+	addTo(h.byUser, c.userID, c)
+	var fresh []*topicState
+	states := make([]*topicState, 0, len(c.topics))
+	for _, t := range c.topics {
+		ts := h.topics[t]
+		if ts == nil {
+			ts = &topicState{topic: t, conns: map[*conn]struct{}{}, pending: map[int64]*frame{}}
+			h.topics[t] = ts
+			fresh = append(fresh, ts)
+		}
+		states = append(states, ts)
+	}
+	h.mu.Unlock()
+	h.m.conns.Inc()
+
+	for _, ts := range fresh {
+		if err := h.bus.Subscribe(h.ctx, ts.topic); err != nil {
+			// The topic still works: gap fill reads from the database when the next event
+			// is noticed, and the Redis bus resubscribes by itself.
+			h.log.Warn("hub: bus subscribe failed", "topic", ts.topic, "err", err)
+		}
+	}
+	for _, ts := range states {
+		ts.mu.Lock()
+		ts.conns[c] = struct{}{}
+		ts.mu.Unlock()
+	}
+	return nil
+}
+
+func (h *Hub) unregister(c *conn) {
+	h.mu.Lock()
+	delete(h.conns, c)
+	removeFrom(h.bySession, c.sessionID, c)
+	removeFrom(h.byUser, c.userID, c)
+	var states []*topicState
+	for _, t := range c.topics {
+		if ts := h.topics[t]; ts != nil {
+			states = append(states, ts)
+		}
+	}
+	h.mu.Unlock()
+	h.m.conns.Dec()
+
+	for _, ts := range states {
+		ts.mu.Lock()
+		delete(ts.conns, c)
+		empty := len(ts.conns) == 0
+		ts.mu.Unlock()
+		if !empty {
+			continue
+		}
+		h.mu.Lock()
+		ts.mu.Lock()
+		gone := len(ts.conns) == 0 && h.topics[ts.topic] == ts
+		if gone {
+			delete(h.topics, ts.topic)
+		}
+		ts.mu.Unlock()
+		h.mu.Unlock()
+		if gone {
+			if err := h.bus.Unsubscribe(h.ctx, ts.topic); err != nil && !errors.Is(err, context.Canceled) {
+				h.log.Warn("hub: bus unsubscribe failed", "topic", ts.topic, "err", err)
+			}
+		}
+	}
+}
+
+func addTo(m map[int64]map[*conn]struct{}, k int64, c *conn) {
+	s := m[k]
+	if s == nil {
+		s = map[*conn]struct{}{}
+		m[k] = s
+	}
+	s[c] = struct{}{}
+}
+
+func removeFrom(m map[int64]map[*conn]struct{}, k int64, c *conn) {
+	if s := m[k]; s != nil {
+		delete(s, c)
+		if len(s) == 0 {
+			delete(m, k)
+		}
+	}
+}
+
+// CloseSessions closes this node's live connections of the given sessions, telling the
+// clients why. Accounts call it when sessions end (logout, password change).
+func (h *Hub) CloseSessions(ids []int64) {
+	h.mu.Lock()
+	var victims []*conn
+	for _, id := range ids {
+		for c := range h.bySession[id] {
+			victims = append(victims, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range victims {
+		c.shut(websocket.StatusPolicyViolation, "session ended", "session_ended")
+	}
+}
+
+// Connected reports whether the user has a live connection on this node.
+func (h *Hub) Connected(userID int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.byUser[userID]) > 0
+}
+
+// Shutdown refuses new connections, closes every live one with "going away" so clients
+// reconnect (to another node) at once, and waits for them and the workers to finish or
+// for ctx to end. It is idempotent. http.Server.Shutdown does not close hijacked
+// connections, so call this after it.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.closed = true
+	conns := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
+		c.shut(websocket.StatusGoingAway, "server shutting down", "shutdown")
+	}
+	// Workers stop now; connections finish their close handshakes on their own timers.
+	h.cancel()
+	done := make(chan struct{})
+	go func() {
+		h.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// topicsOf lists the topics this node follows, sorted; for tests and diagnostics.
+func (h *Hub) topicsOf() []Topic {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]Topic, 0, len(h.topics))
+	for t := range h.topics {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,346 @@
+package hub_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-hq/switchboard/hub"
+	"github.com/switchboard-hq/switchboard/internal/storetest"
+	"github.com/switchboard-hq/switchboard/store"
+)
+
+// rig is a hub on a real database behind a real HTTP server.
+type rig struct {
+	t   *testing.T
+	db  *store.DB
+	log *hub.Log
+	hub *hub.Hub
+	srv *httptest.Server
+}
+
+func newRig(t *testing.T, db *store.DB, cfg hub.Config) *rig {
+	t.Helper()
+	r := &rig{t: t, db: db, log: hub.NewLog(db, nil)}
+	cfg.Log = r.log
+	r.hub = hub.New(cfg)
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var topics []hub.Topic
+		for _, s := range strings.Split(req.URL.Query().Get("topics"), ",") {
+			if s != "" {
+				topics = append(topics, hub.Topic(s))
+			}
+		}
+		r.hub.Serve(w, req, hub.Client{UserID: 1, SessionID: 1, Topics: topics})
+	}))
+	t.Cleanup(func() {
+		r.srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := r.hub.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return r
+}
+
+// emit appends one event in its own transaction, published after commit.
+func (r *rig) emit(topic hub.Topic, n int) {
+	r.t.Helper()
+	err := r.db.InTx(context.Background(), func(tx *store.Tx) error {
+		_, err := r.log.Append(context.Background(), tx, topic, "test.event", map[string]int{"n": n})
+		return err
+	})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+type client struct {
+	t  *testing.T
+	ws *websocket.Conn
+	in chan map[string]any
+}
+
+func (r *rig) dial(query string) *client {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(r.srv.URL, "http")+"/?"+query, nil)
+	if err != nil {
+		r.t.Fatalf("dial: %v", err)
+	}
+	ws.SetReadLimit(1 << 24)
+	c := &client{t: r.t, ws: ws, in: make(chan map[string]any, 10000)}
+	go func() {
+		defer close(c.in)
+		for {
+			_, data, err := ws.Read(context.Background())
+			if err != nil {
+				c.in <- map[string]any{"type": "closed", "code": float64(websocket.CloseStatus(err)), "err": err.Error()}
+				return
+			}
+			for _, line := range bytes.Split(data, []byte("\n")) {
+				var m map[string]any
+				if err := json.Unmarshal(line, &m); err != nil {
+					c.in <- map[string]any{"type": "bad", "raw": string(line)}
+					continue
+				}
+				c.in <- m
+			}
+		}
+	}()
+	r.t.Cleanup(func() { ws.CloseNow() })
+	return c
+}
+
+func (c *client) next() map[string]any {
+	c.t.Helper()
+	select {
+	case m, ok := <-c.in:
+		if !ok {
+			c.t.Fatal("connection ended")
+		}
+		return m
+	case <-time.After(10 * time.Second):
+		c.t.Fatal("timed out waiting for a frame")
+	}
+	return nil
+}
+
+func (c *client) expectNone() {
+	c.t.Helper()
+	select {
+	case m := <-c.in:
+		c.t.Fatalf("unexpected frame %v", m)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+func nOf(m map[string]any) int {
+	d, _ := m["data"].(map[string]any)
+	n, _ := d["n"].(float64)
+	return int(n)
+}
+
+func TestHelloThenLiveEventsWithCursors(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		r := newRig(t, db, hub.Config{})
+		c := r.dial("topics=channel:1")
+		hello := c.next()
+		if hello["type"] != "hello" || hello["cursor"] == "" {
+			t.Fatalf("first frame %v; want hello with a cursor", hello)
+		}
+		r.emit(hub.ChannelTopic(1), 1)
+		r.emit(hub.ChannelTopic(2), 99) // not followed
+		r.emit(hub.ChannelTopic(1), 2)
+		for want := 1; want <= 2; want++ {
+			m := c.next()
+			if m["type"] != "test.event" || nOf(m) != want || m["topic"] != "channel:1" || m["cursor"] == "" {
+				t.Fatalf("got %v; want test.event n=%d with a cursor", m, want)
+			}
+		}
+		c.expectNone()
+	})
+}
+
+func TestResumeReplaysExactlyWhatWasMissed(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		r := newRig(t, db, hub.Config{})
+		topics := "topics=channel:1,channel:2"
+		c := r.dial(topics)
+		c.next() // hello
+		r.emit(hub.ChannelTopic(1), 1)
+		r.emit(hub.ChannelTopic(2), 2)
+		var last string
+		for range 2 {
+			last = c.next()["cursor"].(string)
+		}
+		c.ws.Close(websocket.StatusNormalClosure, "")
+		for n := 3; n <= 6; n++ {
+			r.emit(hub.ChannelTopic(int64(n%2+1)), n)
+		}
+		c2 := r.dial(topics + "&cursor=" + last)
+		if m := c2.next(); m["type"] != "hello" || m["cursor"] != last {
+			t.Fatalf("got %v; want hello at the resumed cursor", m)
+		}
+		for n := 3; n <= 6; n++ {
+			if m := c2.next(); nOf(m) != n {
+				t.Fatalf("replay: got %v; want n=%d", m, n)
+			}
+		}
+		r.emit(hub.ChannelTopic(1), 7)
+		if m := c2.next(); nOf(m) != 7 {
+			t.Fatalf("live after replay: got %v; want n=7", m)
+		}
+		c2.expectNone()
+	})
+}
+
+func TestResyncWhenCursorIsTooOld(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		r := newRig(t, db, hub.Config{})
+		c := r.dial("topics=channel:1")
+		cursor := c.next()["cursor"].(string)
+		c.ws.Close(websocket.StatusNormalClosure, "")
+		for n := range 5 {
+			r.emit(hub.ChannelTopic(1), n)
+		}
+		if _, err := r.log.Prune(context.Background(), time.Now().Add(time.Hour), 2); err != nil {
+			t.Fatal(err)
+		}
+		c2 := r.dial("topics=channel:1&cursor=" + cursor)
+		if m := c2.next(); m["type"] != "hello" {
+			t.Fatalf("got %v; want hello", m)
+		}
+		if m := c2.next(); m["type"] != "resync" {
+			t.Fatalf("got %v; want resync", m)
+		}
+		r.emit(hub.ChannelTopic(1), 42)
+		if m := c2.next(); nOf(m) != 42 {
+			t.Fatalf("live after resync: got %v", m)
+		}
+	})
+}
+
+func TestMalformedCursorIsRefused(t *testing.T) {
+	r := newRig(t, storetest.Open(t, store.SQLite), hub.Config{})
+	resp, err := http.Get(r.srv.URL + "/?cursor=%21%21")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("got %d; want 400", resp.StatusCode)
+	}
+}
+
+func TestSlowConsumerIsDisconnectedAndResumesWithoutLoss(t *testing.T) {
+	db := storetest.Open(t, store.SQLite)
+	r := newRig(t, db, hub.Config{QueueBytes: 64 << 10})
+	ctx := context.Background()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(r.srv.URL, "http")+"/?topics=channel:1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	ws.SetReadLimit(1 << 24)
+	_, hello, err := ws.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h map[string]any
+	json.Unmarshal(hello, &h)
+	// The client now reads nothing while 16 MB is published: more than the kernel's
+	// socket buffers hold, so the server's writer blocks and the queue must overflow.
+	// The memory bus publishes synchronously, so when InTx returns, the burst has been
+	// offered to the connection.
+	const events = 2000
+	big := strings.Repeat("x", 8<<10)
+	err = db.InTx(ctx, func(tx *store.Tx) error {
+		for n := range events {
+			if _, err := r.log.Append(ctx, tx, hub.ChannelTopic(1), "test.event", map[string]any{"n": n, "pad": big}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Drain: what was already in flight arrives, then the close with its reason.
+	var closeErr error
+	for closeErr == nil {
+		_, _, closeErr = ws.Read(ctx)
+	}
+	if websocket.CloseStatus(closeErr) != websocket.StatusPolicyViolation || !strings.Contains(closeErr.Error(), "slow consumer") {
+		t.Fatalf("got %v; want a policy-violation close saying slow consumer", closeErr)
+	}
+	// Resuming from the hello cursor delivers every event, in order, once.
+	c := r.dial("topics=channel:1&cursor=" + h["cursor"].(string))
+	c.next()
+	for n := range events {
+		if m := c.next(); nOf(m) != n {
+			t.Fatalf("got %v; want n=%d", m, n)
+		}
+	}
+	c.expectNone()
+}
+
+func TestOutOfOrderPublishIsReorderedFromTheDatabase(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		// A bus that drops the first event: the hub must notice the gap when the second
+		// arrives and read the first from the database, delivering both in order.
+		bus := &droppingBus{MemoryBus: hub.NewMemoryBus(), drop: 1}
+		r := newRig(t, db, hub.Config{Bus: bus, GapWait: 10 * time.Millisecond})
+		c := r.dial("topics=channel:1")
+		c.next()
+		r.emit(hub.ChannelTopic(1), 1)
+		r.emit(hub.ChannelTopic(1), 2)
+		for want := 1; want <= 2; want++ {
+			if m := c.next(); nOf(m) != want {
+				t.Fatalf("got %v; want n=%d", m, want)
+			}
+		}
+	})
+}
+
+type droppingBus struct {
+	*hub.MemoryBus
+	drop int
+}
+
+func (b *droppingBus) Publish(ctx context.Context, topic hub.Topic, payload []byte) error {
+	if b.drop > 0 {
+		b.drop--
+		return nil
+	}
+	return b.MemoryBus.Publish(ctx, topic, payload)
+}
+
+func TestShutdownSaysGoingAwayAndCloseSessionsSaysWhy(t *testing.T) {
+	db := storetest.Open(t, store.SQLite)
+	r := newRig(t, db, hub.Config{})
+	a := r.dial("topics=channel:1")
+	a.next()
+	r.hub.CloseSessions([]int64{1})
+	m := a.next()
+	if m["type"] != "closed" || m["code"] != float64(websocket.StatusPolicyViolation) || !strings.Contains(fmt.Sprint(m["err"]), "session ended") {
+		t.Fatalf("got %v; want close 1008 session ended", m)
+	}
+	b := r.dial("topics=channel:1")
+	b.next()
+	if err := r.hub.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if m := b.next(); m["type"] != "closed" || m["code"] != float64(websocket.StatusGoingAway) {
+		t.Fatalf("got %v; want close 1001", m)
+	}
+}
+
+func TestBadClientFramesGetAnErrorNotADisconnect(t *testing.T) {
+	r := newRig(t, storetest.Open(t, store.SQLite), hub.Config{})
+	c := r.dial("topics=channel:1")
+	c.next()
+	ctx := context.Background()
+	for _, frame := range []string{"not json", `{"no":"type"}`, `{"type":"nope"}`} {
+		if err := c.ws.Write(ctx, websocket.MessageText, []byte(frame)); err != nil {
+			t.Fatal(err)
+		}
+		if m := c.next(); m["type"] != "error" {
+			t.Fatalf("%q: got %v; want an error frame", frame, m)
+		}
+	}
+	c.ws.Write(ctx, websocket.MessageText, []byte(`{"type":"ping"}`))
+	if m := c.next(); m["type"] != "pong" {
+		t.Fatalf("got %v; want pong", m)
+	}
+}
