@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -473,16 +472,4 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// topicsOf lists the topics this node follows, sorted; for tests and diagnostics.
-func (h *Hub) topicsOf() []Topic {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := make([]Topic, 0, len(h.topics))
-	for t := range h.topics {
-		out = append(out, t)
-	}
-	slices.Sort(out)
-	return out
 }
