@@ -320,10 +320,14 @@ func (s *Service) EnsureAdmin(ctx context.Context) (email, password string, crea
 		if n > 0 {
 			return nil
 		}
-		_, err := tx.ExecContext(ctx,
+		handle, err := freeHandle(ctx, tx, "admin") // a team may already be @admin
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx,
 			`INSERT INTO users (email, email_norm, name, handle, role, password_hash, created_at)
-			VALUES ($1, $1, $2, 'admin', 'admin', $3, $4)`,
-			firstAdminEmail, firstAdminName, hash, s.timestamp())
+			VALUES ($1, $1, $2, $3, 'admin', $4, $5)`,
+			firstAdminEmail, firstAdminName, handle, hash, s.timestamp())
 		created = err == nil
 		return err
 	})
@@ -370,10 +374,9 @@ func (s *Service) UpdateUser(ctx context.Context, id int64, change UserChange) (
 		wasAdmin := old.Role == RoleAdmin && !old.Disabled
 		isAdmin := next.Role == RoleAdmin && !next.Disabled
 		if wasAdmin && !isAdmin {
-			var admins int
-			if err := tx.QueryRowContext(ctx,
-				`SELECT COUNT(*) FROM users WHERE role = 'admin' AND NOT disabled`).Scan(&admins); err != nil {
-				return store.Err(err)
+			admins, err := lockAdmins(ctx, tx)
+			if err != nil {
+				return err
 			}
 			if admins <= 1 {
 				return ErrLastAdmin
@@ -393,6 +396,22 @@ func (s *Service) UpdateUser(ctx context.Context, id int64, change UserChange) (
 		return nil, fmt.Errorf("accounts: update user %d: %w", id, err)
 	}
 	return u, nil
+}
+
+// lockAdmins counts the enabled admins. On PostgreSQL it locks their rows, so that two
+// admins demoting each other at once cannot both see the other still in place and leave
+// none; SQLite's single writer serialises such transactions anyway.
+func lockAdmins(ctx context.Context, tx *store.Tx) (int, error) {
+	query := `SELECT id FROM users WHERE role = 'admin' AND NOT disabled`
+	if tx.Dialect() == store.Postgres {
+		query += ` FOR UPDATE`
+	}
+	rows, err := tx.QueryContext(ctx, query)
+	if err != nil {
+		return 0, err
+	}
+	ids, err := collectIDs(rows)
+	return len(ids), err
 }
 
 // SetPassword replaces a user's password without knowing the old one (the CLI's reset) and

@@ -249,3 +249,45 @@ func TestCreateUserValidates(t *testing.T) {
 		}
 	})
 }
+
+func TestAdminsDemotingEachOtherKeepOne(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		ctx := context.Background()
+		agent := accounts.RoleAgent
+		demote := func(id int64) error {
+			_, err := e.svc.UpdateUser(ctx, id, accounts.UserChange{Role: &agent})
+			return err
+		}
+		var survivor *accounts.User
+		for round := range 5 {
+			a := e.user(fmt.Sprintf("a%d@example.com", round), "A", accounts.RoleAdmin)
+			b := e.user(fmt.Sprintf("b%d@example.com", round), "B", accounts.RoleAdmin)
+			if survivor != nil { // leave a and b the only admins
+				if err := demote(survivor.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			errs := make(chan error, 2)
+			for _, u := range []*accounts.User{a, b} {
+				go func() { errs <- demote(u.ID) }()
+			}
+			refused := 0
+			for range 2 {
+				if err := <-errs; errors.Is(err, accounts.ErrLastAdmin) {
+					refused++
+				} else if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if refused != 1 {
+				t.Fatalf("round %d: %d of two concurrent demotions refused; want exactly 1", round, refused)
+			}
+			for _, u := range []*accounts.User{a, b} {
+				if u, _ := e.svc.User(ctx, u.ID); u.IsAdmin() {
+					survivor = u
+				}
+			}
+		}
+	})
+}
