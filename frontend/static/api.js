@@ -51,8 +51,9 @@ export async function request(method, path, body, opts = {}) {
     }
   }
   if (!res.ok) {
+    // The server's words, shown as they are but for a capital first letter.
     const message = data && typeof data.error === 'string' && data.error
-      ? data.error
+      ? data.error.charAt(0).toUpperCase() + data.error.slice(1)
       : `The server answered ${res.status}${res.statusText ? ' ' + res.statusText : ''}.`;
     const ra = parseRetryAfter(res.headers.get('Retry-After'));
     if (res.status === 401 && !opts.quiet401 && unauthorized) unauthorized();
@@ -82,6 +83,6 @@ export const api = {
   },
   markRead: (channelID, number) => request('POST', `/api/channels/${encodeURIComponent(channelID)}/read`, { number }),
   post: (channelID, body) => request('POST', `/api/channels/${encodeURIComponent(channelID)}/messages`, { body }),
-  take: (issueID) => request('POST', `/api/issues/${encodeURIComponent(issueID)}/take`),
-  resolve: (issueID) => request('POST', `/api/issues/${encodeURIComponent(issueID)}/resolve`),
+  take: (issueID) => request('POST', `/api/issues/${encodeURIComponent(issueID)}/take`, {}),
+  resolve: (issueID) => request('POST', `/api/issues/${encodeURIComponent(issueID)}/resolve`, {}),
 };

@@ -94,7 +94,7 @@ async function onLoginSubmit(e) {
     let msg = err.message;
     if (err.status === 429 && err.retryAfter) {
       wait = err.retryAfter;
-      msg += ` Try again in ${formatWait(wait)}.`;
+      if (!/try again/i.test(msg)) msg += `. Try again in ${formatWait(wait)}.`;
     }
     setLoginError(msg);
     if (err.status === 401) $('password').select();
@@ -200,6 +200,10 @@ class Session {
     }, { signal });
     window.addEventListener('focus', () => this.scheduleMarkRead(), { signal });
     $('logout').addEventListener('click', () => this.logout(), { signal });
+    document.querySelector('.skip-link').addEventListener('click', (e) => {
+      e.preventDefault(); // keep the route in the hash
+      $('feed').focus();
+    }, { signal });
 
     const toggle = $('nav-toggle');
     toggle.addEventListener('click', () => this.setNav(!document.body.classList.contains('nav-open')), { signal });
@@ -353,6 +357,7 @@ class Session {
   route() {
     if (!this.ready) return;
     const m = /^#\/channels\/(\d+)$/.exec(location.hash);
+    if (!m && this.feed.channelID != null && !location.hash.startsWith('#/')) return; // an in-page anchor
     let ch = m ? this.channels.get(Number(m[1])) : null;
     if (!ch) {
       ch = this.order.find((c) => c.kind === 'sms') || this.order[0];

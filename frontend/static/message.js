@@ -77,7 +77,6 @@ export function renderIssueChip(issue, ctx) {
   const resolve = h('button', { type: 'button', class: 'btn btn-small chip-btn', dataset: { action: 'resolve' } }, 'Resolve');
   const error = h('span', { class: 'issue-error', role: 'alert' });
   const chip = h('div', { class: 'issue-chip', role: 'group' },
-    h('span', { class: 'issue-dot', 'aria-hidden': 'true' }),
     label,
     h('span', { class: 'issue-actions' }, take, resolve),
     error,
