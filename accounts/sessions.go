@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchboard-hq/switchboard/internal/httpx"
 	"github.com/switchboard-hq/switchboard/store"
@@ -52,7 +54,7 @@ func (s *Service) Login(ctx context.Context, email, password, userAgent, remoteA
 	if emailNorm == "" || password == "" {
 		return "", nil, badRequest("email and password are required")
 	}
-	if len(password) > maxPassword || len(emailNorm) > maxEmail {
+	if len(password) > maxPassword || len(emailNorm) > maxEmail || !utf8.ValidString(emailNorm) {
 		return "", nil, ErrBadCredentials
 	}
 	now := s.now()
@@ -86,9 +88,8 @@ func (s *Service) Login(ctx context.Context, email, password, userAgent, remoteA
 	}
 
 	token = newToken()
-	if len(userAgent) > maxAgent {
-		userAgent = userAgent[:maxAgent]
-	}
+	userAgent = clip(userAgent, maxAgent)
+	remoteAddr = clip(remoteAddr, maxAgent)
 	ts := s.timestamp()
 	sess = &Session{UserID: userID, ExpiresAt: ts.Add(s.cfg.SessionTTL)}
 	var ended []int64
@@ -116,6 +117,19 @@ func (s *Service) Login(ctx context.Context, email, password, userAgent, remoteA
 	}
 	s.sessionsEnded(ended)
 	return token, sess, nil
+}
+
+// clip makes header text storable: valid UTF-8 (PostgreSQL refuses anything else) and at
+// most n bytes, cut at a character boundary.
+func clip(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func collectIDs(rows interface {

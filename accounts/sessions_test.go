@@ -4,9 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchboard-hq/switchboard/accounts"
 	"github.com/switchboard-hq/switchboard/internal/storetest"
@@ -252,6 +256,10 @@ func TestSessionExpiry(t *testing.T) {
 			t.Errorf("session %+v; want it to expire 24h from its last use", s)
 		}
 
+		if n, err := e.svc.PruneSessions(context.Background()); n != 0 || err != nil {
+			t.Errorf("PruneSessions of a live session: %d, %v; want 0", n, err)
+		}
+
 		// A day unused: gone.
 		e.clock.Advance(24 * time.Hour)
 		wantError(t, "after a day unused", c.do(http.MethodGet, "/api/me", nil), http.StatusUnauthorized, "not logged in")
@@ -286,6 +294,67 @@ func TestEnsureAdmin(t *testing.T) {
 		}
 		if n, err := e.svc.CountUsers(ctx); n != 1 || err != nil {
 			t.Errorf("CountUsers: %d, %v; want 1", n, err)
+		}
+	})
+}
+
+func TestLoginStoresAnyUserAgent(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		e.user("ann@example.com", "Ann", accounts.RoleAgent)
+		// Header bytes need not be UTF-8, and PostgreSQL stores nothing else.
+		agent := "Mozilla/5.0 \xff\xfe " + strings.Repeat("é", 600)
+		_, sess, err := e.svc.Login(context.Background(), "ann@example.com", testPassword, agent, "192.0.2.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stored, addr string
+		if err := db.QueryRowContext(context.Background(), `SELECT user_agent, remote_addr FROM sessions WHERE id = $1`, sess.ID).Scan(&stored, &addr); err != nil {
+			t.Fatal(err)
+		}
+		if !utf8.ValidString(stored) || len(stored) > 512 || !strings.HasPrefix(stored, "Mozilla/5.0 \uFFFD") || addr != "192.0.2.1" {
+			t.Errorf("stored user agent %q (%d bytes), address %q", stored, len(stored), addr)
+		}
+	})
+}
+
+// TestBrowserRoundTrip runs a real server and a client with a cookie jar, so the cookie's
+// attributes are judged by net/http as a browser would, not by hand.
+func TestBrowserRoundTrip(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		e.user("ann@example.com", "Ann", accounts.RoleAgent)
+		srv := httptest.NewServer(e.h)
+		defer srv.Close()
+		jar, _ := cookiejar.New(nil)
+		hc := &http.Client{Jar: jar}
+		send := func(method, path, body string) int {
+			t.Helper()
+			req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+			if body != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		steps := []struct {
+			method, path, body string
+			want               int
+		}{
+			{http.MethodGet, "/api/me", "", http.StatusUnauthorized},
+			{http.MethodPost, "/api/session", `{"email":"ann@example.com","password":"` + testPassword + `"}`, http.StatusOK},
+			{http.MethodGet, "/api/me", "", http.StatusOK},
+			{http.MethodDelete, "/api/session", "", http.StatusNoContent},
+			{http.MethodGet, "/api/me", "", http.StatusUnauthorized},
+		}
+		for i, s := range steps {
+			if got := send(s.method, s.path, s.body); got != s.want {
+				t.Fatalf("step %d, %s %s: got %d; want %d", i+1, s.method, s.path, got, s.want)
+			}
 		}
 	})
 }

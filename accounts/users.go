@@ -69,6 +69,9 @@ func validEmail(email string) error {
 	if email == "" {
 		return badRequest("email is required")
 	}
+	if !utf8.ValidString(email) {
+		return badRequest("email is not valid UTF-8")
+	}
 	if len(email) > maxEmail {
 		return badRequest("email is longer than %d characters", maxEmail)
 	}
@@ -83,6 +86,9 @@ func validEmail(email string) error {
 func validName(name string) error {
 	if name == "" {
 		return badRequest("name is required")
+	}
+	if !utf8.ValidString(name) {
+		return badRequest("name is not valid UTF-8")
 	}
 	if utf8.RuneCountInString(name) > maxName {
 		return badRequest("name is longer than %d characters", maxName)
