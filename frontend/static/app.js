@@ -217,7 +217,10 @@ class Session {
     $('channel-list').addEventListener('click', (e) => {
       const link = e.target.closest('[data-channel-id]');
       if (!link) return;
-      this.setNav(false);
+      if (document.body.classList.contains('nav-open')) {
+        this.setNav(false);
+        $('feed').focus({ preventScroll: true }); // the link just went out of view
+      }
       // Re-selecting the open channel (hash unchanged) still jumps to its latest messages.
       if (Number(link.dataset.channelId) === this.feed.channelID) this.feed.scrollToBottom(true);
     }, { signal });
@@ -234,7 +237,18 @@ class Session {
         this.send();
       }
     }, { signal });
-    input.addEventListener('input', () => setText($('composer-error'), ''), { signal });
+    input.addEventListener('input', () => {
+      setText($('composer-error'), '');
+      this.fitComposer();
+    }, { signal });
+  }
+
+  /** fitComposer grows the textarea with its text where CSS field-sizing is missing. */
+  fitComposer() {
+    if (CSS.supports('field-sizing', 'content')) return;
+    const input = $('composer-input');
+    input.style.height = 'auto';
+    input.style.height = `${Math.min(input.scrollHeight + 2, 180)}px`;
   }
 
   setNav(open) {
@@ -385,6 +399,7 @@ class Session {
     $('composer').hidden = !canPost;
     if (canPost) {
       input.value = this.drafts.get(ch.id) || '';
+      this.fitComposer();
       const label = ch.kind === 'team' ? `Message #${ch.name}` : `Message ${ch.name}`;
       input.placeholder = label;
       setText($('composer-label'), label);
@@ -583,7 +598,10 @@ class Session {
     try {
       const data = await api.post(id, body);
       if (this.ended) return;
-      if (this.feed.channelID === id) input.value = '';
+      if (this.feed.channelID === id) {
+        input.value = '';
+        this.fitComposer();
+      }
       else this.drafts.delete(id);
       if (data && data.message) this.onMessage(data.message);
       if (this.feed.channelID === id) this.feed.scrollToBottom(true);

@@ -38,6 +38,7 @@ export class Feed {
     this.newCount = 0;
     this.stick = true;
     this.raf = 0;
+    this.firstLoaded = false; // the open channel's first page has arrived
 
     const { scroller, older, pill, list } = els;
     this.onScroll = () => {
@@ -84,6 +85,7 @@ export class Feed {
     this.dividerNumber = null;
     this.newCount = 0;
     this.stick = true;
+    this.firstLoaded = false;
     clear(this.els.list);
     this.els.older.hidden = true;
     setText(this.els.status, '');
@@ -100,11 +102,17 @@ export class Feed {
   /** reload replaces the feed with the latest page (after a resync), keeping the divider. */
   async reload() {
     if (this.channelID == null) return;
+    this.gen++;
+    this.loadingOlder = false;
+    this.els.older.disabled = false;
+    if (!this.firstLoaded) {
+      // The first page was still on its way: ask again, as a first load.
+      await this.loadLatest(true);
+      return;
+    }
     const keepDivider = this.dividerNumber;
     const wasBottom = this.stick;
-    const id = this.channelID;
-    this.gen++;
-    await this.loadLatest(false, { id, keepDivider, wasBottom });
+    await this.loadLatest(false, { keepDivider, wasBottom });
   }
 
   async loadLatest(first, keep) {
@@ -137,8 +145,9 @@ export class Feed {
       this.dividerNumber = keep.keepDivider;
     }
     this.hasMore = !!data.has_more;
+    this.firstLoaded = true;
     for (const m of messages) this.insert(m);
-    for (const m of this.pending) this.insert(m);
+    for (const m of this.pending) this.insertLive(m);
     this.pending = [];
     this.afterChange();
     this.deps.onLoaded(id, data);
@@ -205,7 +214,7 @@ export class Feed {
     const wasBottom = this.stick;
     const mine = m.author_id != null && m.author_id === this.deps.ctx.meID;
     const seenByUser = wasBottom && document.visibilityState === 'visible';
-    if (!this.insert(m)) return false;
+    if (!this.insertLive(m)) return false;
     if (!mine && !seenByUser && this.dividerNumber == null) {
       const lr = this.deps.lastRead(this.channelID);
       if (m.number > lr) this.dividerNumber = lr;
@@ -246,6 +255,15 @@ export class Feed {
       const chip = el.querySelector('.issue-chip');
       if (chip) updateIssueChip(chip, m.issue, this.deps.ctx);
     }
+  }
+
+  /**
+   * insertLive inserts a message that did not come in a page. One older than the loaded
+   * range (a replay) waits for its page: inserting it would hide the gap before it.
+   */
+  insertLive(m) {
+    if (this.hasMore && this.msgs.length && m.number < this.msgs[0].number) return false;
+    return this.insert(m);
   }
 
   insert(m) {
