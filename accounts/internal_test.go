@@ -127,3 +127,13 @@ func TestAddrKey(t *testing.T) {
 		}
 	}
 }
+
+func TestBucketEarnsEachIntervalOnce(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b := bucket{tokens: 0, last: t0.Add(10 * addrRefill)}
+	b.fill(t0) // a late refund from an attempt that began earlier
+	b.fill(t0.Add(11 * addrRefill))
+	if b.tokens != 1 {
+		t.Errorf("tokens %v; want 1, for the one interval that passed", b.tokens)
+	}
+}

@@ -62,11 +62,14 @@ type bucket struct {
 	last   time.Time
 }
 
+// fill adds the tokens earned since the last fill. A now earlier than the last fill (an
+// attempt that began before another one ended) earns nothing and must not move last back,
+// or the interval would be earned twice.
 func (b *bucket) fill(now time.Time) {
 	if elapsed := now.Sub(b.last); elapsed > 0 {
 		b.tokens = min(addrBurst, b.tokens+float64(elapsed)/float64(addrRefill))
+		b.last = now
 	}
-	b.last = now
 }
 
 // wait is how long until one token is available; 0 when one is.
