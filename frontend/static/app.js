@@ -141,6 +141,7 @@ class Session {
     this.ready = false; // the first snapshot is applied
     this.snapshotStarted = false;
     this.hadHello = false;
+    this.resyncWhenReady = false;
     this.buffer = []; // live objects received before the snapshot was applied
     this.sending = false;
     this.ac = new AbortController();
@@ -339,6 +340,10 @@ class Session {
       for (const obj of buffered) this.handle(obj);
     }
     this.route();
+    if (this.resyncWhenReady) {
+      this.resyncWhenReady = false;
+      this.resync();
+    }
   }
 
   setChannels(list) {
@@ -425,9 +430,10 @@ class Session {
       this.resolveHello?.();
       const late = !this.hadHello && this.snapshotStarted;
       this.hadHello = true;
-      // The very first hello came after the snapshot was taken: events between the two
-      // may be missing, so take the snapshot again.
+      // The very first hello came after the snapshot was asked for: events between the
+      // two may be missing, so take the snapshot again (now, or once the first is in).
       if (late && this.ready) this.resync();
+      else if (late) this.resyncWhenReady = true;
       return;
     }
     if (!this.ready) {
