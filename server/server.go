@@ -1,0 +1,281 @@
+// Package server wires Switchboard's packages into one HTTP server: it opens the store,
+// builds the services and the hub, mounts every route behind the shared middleware
+// (request ids, logs, metrics, cross-origin protection), and owns graceful shutdown.
+//
+// Nothing here reads the environment: cmd/switchboard turns it into a Config.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/switchboard-hq/switchboard/accounts"
+	"github.com/switchboard-hq/switchboard/channels"
+	"github.com/switchboard-hq/switchboard/channels/sms"
+	"github.com/switchboard-hq/switchboard/frontend"
+	"github.com/switchboard-hq/switchboard/hub"
+	"github.com/switchboard-hq/switchboard/internal/httpx"
+	"github.com/switchboard-hq/switchboard/issues"
+	"github.com/switchboard-hq/switchboard/store"
+)
+
+// Twilio is the default SMS channel's account.
+type Twilio struct {
+	AccountSID  string
+	AuthToken   string
+	PhoneNumber string // E.164
+	APIURL      string // base URL of the REST API; empty: Twilio's
+}
+
+// Config is everything a server needs, already validated.
+type Config struct {
+	Addr        string   // listen address, e.g. ":8080"
+	PublicURL   *url.URL // external base URL
+	DatabaseURL string
+	RedisURL    string // empty: in-process bus
+	Twilio      *Twilio
+	// AllowedOrigins are extra page origins (host or host:port patterns) that may open
+	// WebSockets; the public URL's host is always allowed.
+	AllowedOrigins []string
+	TrustedProxies []netip.Prefix
+	// EventRetention is how long events are kept for resume. Default 7 days.
+	EventRetention time.Duration
+	Logger         *slog.Logger
+	Now            func() time.Time
+}
+
+// Server is a running Switchboard node's parts.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	DB       *store.DB
+	Events   *hub.Log
+	Hub      *hub.Hub
+	Bus      hub.Bus
+	Accounts *accounts.Service
+	Channels *channels.Service
+	Issues   *issues.Service
+	registry *prometheus.Registry
+	handler  http.Handler
+}
+
+// New opens the database, applies migrations and builds the server. Close it when done.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.PublicURL == nil {
+		cfg.PublicURL = &url.URL{Scheme: "http", Host: "localhost:8080"}
+	}
+	if cfg.EventRetention <= 0 {
+		cfg.EventRetention = 7 * 24 * time.Hour
+	}
+	log := cfg.Logger
+	db, err := store.Open(ctx, cfg.DatabaseURL, log)
+	if err != nil {
+		return nil, err
+	}
+	if n, err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	} else if n > 0 {
+		log.Info("database migrated", "applied", n)
+	}
+	s := &Server{cfg: cfg, log: log, DB: db, registry: prometheus.NewRegistry()}
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	s.Bus, err = newBus(ctx, cfg, log)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.Events = hub.NewLog(db, cfg.Now)
+	origins := append([]string{cfg.PublicURL.Host}, cfg.AllowedOrigins...)
+	s.Hub = hub.New(hub.Config{Log: s.Events, Bus: s.Bus, Logger: log, OriginPatterns: origins, Metrics: s.registry})
+	s.Accounts = accounts.New(db, accounts.Config{
+		Now:            cfg.Now,
+		TrustedProxies: cfg.TrustedProxies,
+		SecureCookies:  cfg.PublicURL.Scheme == "https",
+		SessionsEnded:  s.Hub.CloseSessions,
+		Log:            log,
+	})
+	s.Channels = channels.New(db, s.Events, channels.Config{Now: cfg.Now})
+	s.Issues = issues.New(db, s.Events, s.Channels, issues.Config{Now: cfg.Now, People: s.Accounts})
+	s.Channels.SetDirectory(s.Issues)
+
+	if cfg.Twilio != nil {
+		ch, err := s.Channels.Ensure(ctx, channels.SMS, "SMS "+cfg.Twilio.PhoneNumber, cfg.Twilio.PhoneNumber)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		log.Info("sms channel ready", "channel", ch.ID, "number", cfg.Twilio.PhoneNumber)
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler is the whole HTTP surface.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) routes() http.Handler {
+	r := mux.NewRouter()
+	r.Use(nameRoute)
+	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry})).Methods(http.MethodGet)
+	if s.cfg.Twilio != nil {
+		sms.NewHandler(sms.Config{
+			PublicURL: s.cfg.PublicURL.String(),
+			AuthToken: s.cfg.Twilio.AuthToken,
+			Intake:    s.Issues,
+			Channels:  s.Channels,
+			Log:       s.log,
+			Now:       s.cfg.Now,
+			Metrics:   s.registry,
+		}).Register(r)
+	}
+
+	// The API: sessions come from the cookie; everything but logging in needs one.
+	s.Accounts.Register(r)
+	authed := r.NewRoute().Subrouter()
+	authed.Use(accounts.RequireUser)
+	channels.NewHandler(s.Channels, s.log).Register(authed)
+	issues.NewHandler(s.Issues, s.Channels, s.log).Register(authed)
+	authed.HandleFunc("/ws", s.websocket).Methods(http.MethodGet)
+	r.PathPrefix("/api/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteError(w, r, s.log, httpx.Errorf(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteError(w, r, s.log, httpx.Errorf(http.StatusMethodNotAllowed, "method %s is not allowed here", r.Method))
+	})
+	r.PathPrefix("/").Handler(frontend.Handler())
+
+	// Cross-site POSTs from browsers are refused; Twilio's server-to-server posts carry
+	// no browser headers and pass. WebSocket upgrades are GETs: hub checks their Origin.
+	cop := http.NewCrossOriginProtection()
+	for _, o := range s.cfg.AllowedOrigins {
+		if strings.Contains(o, "://") {
+			_ = cop.AddTrustedOrigin(o)
+		}
+	}
+	var h http.Handler = r
+	h = s.Accounts.Middleware(h)
+	h = cop.Handler(h)
+	return newMiddleware(s.log, s.registry).wrap(h)
+}
+
+func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
+	sess := accounts.SessionFrom(r.Context())
+	topics, err := s.Channels.Topics(r.Context(), sess.UserID)
+	if err != nil {
+		httpx.WriteError(w, r, s.log, err)
+		return
+	}
+	s.Hub.Serve(w, r, hub.Client{UserID: sess.UserID, SessionID: sess.ID, Topics: topics})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	status := map[string]string{"database": "ok"}
+	code := http.StatusOK
+	if err := s.DB.Ping(ctx); err != nil {
+		status["database"] = err.Error()
+		code = http.StatusServiceUnavailable
+	}
+	if p, ok := s.Bus.(interface{ Ping(context.Context) error }); ok {
+		status["redis"] = "ok"
+		if err := p.Ping(ctx); err != nil {
+			status["redis"] = err.Error()
+			code = http.StatusServiceUnavailable
+		}
+	}
+	httpx.WriteJSON(w, code, status)
+}
+
+// Run serves on cfg.Addr until ctx ends, then shuts down gracefully. ready, when not nil,
+// is called with the bound address once listening.
+func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("server: listen on %s: %w", s.cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.maintain(bg)
+	}()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("listening", "addr", ln.Addr().String(), "public_url", s.cfg.PublicURL.String())
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	select {
+	case err := <-errc:
+		stopBG()
+		<-done
+		return fmt.Errorf("server: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down")
+	// Order: stop taking requests, close live connections (clients reconnect elsewhere),
+	// stop background work; the caller closes the store.
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	err = errors.Join(err, s.Hub.Shutdown(sctx))
+	stopBG()
+	<-done
+	return err
+}
+
+// maintain runs periodic housekeeping until ctx ends.
+func (s *Server) maintain(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := s.Events.Prune(ctx, s.cfg.Now().Add(-s.cfg.EventRetention), 1000); err != nil {
+			s.log.Warn("pruning events failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("pruned events", "removed", n)
+		}
+		if _, err := s.Accounts.PruneSessions(ctx); err != nil {
+			s.log.Warn("pruning sessions failed", "err", err)
+		}
+	}
+}
+
+// Close releases the bus and the database.
+func (s *Server) Close() error {
+	return errors.Join(s.Bus.Close(), s.DB.Close())
+}
