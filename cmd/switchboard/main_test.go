@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -182,4 +183,24 @@ func TestDemoSeedsOnceAndRefusesTwice(t *testing.T) {
 	if code := run(context.Background(), []string{"demo"}, vars, nil, io.Discard, &errOut); code != 1 || !strings.Contains(errOut.String(), "empty database") {
 		t.Errorf("second demo: exit %d %q; want 1 explaining it wants an empty database", code, errOut.String())
 	}
+}
+
+// FuzzConfig gives each variable arbitrary values: loadConfig either accepts or names
+// the variable it refuses, and never panics.
+func FuzzConfig(f *testing.F) {
+	f.Add("SWITCHBOARD_PUBLIC_URL", "http://x")
+	f.Add("DATABASE_URL", "postgres://%zz")
+	f.Add("TWILIO_PHONE_NUMBER", "+1")
+	f.Add("IMAP_URL", "imaps://u:p@[::1]:993/INBOX")
+	f.Add("SWITCHBOARD_TRUSTED_PROXIES", "::1/200")
+	f.Fuzz(func(t *testing.T, name, value string) {
+		_, err := loadConfig(env(map[string]string{name: value}))
+		if err == nil {
+			return
+		}
+		var ce *configError
+		if !errors.As(err, &ce) || ce.name == "" || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("%s=%q: got %v; want one line naming the variable", name, value, err)
+		}
+	})
 }
