@@ -37,7 +37,8 @@ export function renderMessage(m, ctx) {
   if (customer) {
     kind = 'customer';
     name = customerLabel(customer);
-    sub = customer.name ? customer.phone || customer.email || '' : (customer.phone && customer.email ? customer.email : '');
+    // Under the name, the first contact detail that is not already the name.
+    sub = [customer.phone, customer.email].find((v) => v && v !== name) || '';
     key = 'c' + customer.id;
   } else if (author) {
     kind = m.author_id === ctx.meID ? 'mine' : 'agent';
@@ -52,7 +53,7 @@ export function renderMessage(m, ctx) {
   }
   let mark = initials(name);
   if (kind === 'system') mark = '•';
-  else if (customer && !customer.name) mark = customer.phone ? '✆' : '✉';
+  else if (customer && !/\p{L}/u.test(customer.name || '')) mark = customer.phone ? '✆' : '✉'; // no real name
   else if (!mark) mark = '?';
   const avatar = h('span', { class: `avatar av-${hue(key)}`, 'aria-hidden': 'true' }, mark);
   const head = h('div', { class: 'msg-head' },
