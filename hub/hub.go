@@ -36,6 +36,11 @@ type Config struct {
 	// MaxReplay bounds the events replayed to one resuming connection; beyond it the client
 	// is told to resync. Default 10,000.
 	MaxReplay int
+	// SweepInterval is how often the node compares the heads of the topics it follows with
+	// what it has delivered, and reads from the database what the bus lost: a publish cut
+	// short by a crash between commit and publish, or a message dropped while Redis was
+	// away. Every bus resubscription triggers a sweep too. Default 2 s.
+	SweepInterval time.Duration
 	// Metrics, when set, receives the hub's collectors.
 	Metrics prometheus.Registerer
 }
@@ -49,6 +54,8 @@ type Hub struct {
 	ctx    context.Context // cancelled by Shutdown; parent of every connection and worker
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // connections and gap-fill workers
+	kick   chan struct{}  // capacity 1: sweep now
+	swept  chan struct{}  // closed when the sweep loop ends
 
 	mu        sync.Mutex
 	closed    bool                         // guarded by mu
@@ -79,6 +86,7 @@ type metrics struct {
 	writes     prometheus.Counter
 	slow       prometheus.Counter
 	gapFills   prometheus.Counter
+	recovered  prometheus.Counter
 	busErrors  prometheus.Counter
 	disconnect *prometheus.CounterVec
 }
@@ -112,10 +120,14 @@ func New(cfg Config) *Hub {
 	if cfg.MaxReplay <= 0 {
 		cfg.MaxReplay = 10000
 	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = 2 * time.Second
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{
 		cfg: cfg, log: cfg.Logger, bus: cfg.Bus,
 		ctx: ctx, cancel: cancel,
+		kick: make(chan struct{}, 1), swept: make(chan struct{}),
 		topics:    map[Topic]*topicState{},
 		conns:     map[*conn]struct{}{},
 		bySession: map[int64]map[*conn]struct{}{},
@@ -127,15 +139,92 @@ func New(cfg Config) *Hub {
 		writes:     prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_ws_writes_total", Help: "WebSocket messages written (each may carry several objects)."}),
 		slow:       prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_ws_slow_disconnects_total", Help: "Clients disconnected because their send queue overflowed."}),
 		gapFills:   prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_hub_gap_fills_total", Help: "Events read from the database because the bus delivered them late or not at all."}),
+		recovered:  prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_hub_sweep_recovered_total", Help: "Events the bus never delivered, read from the database by the sweep."}),
 		busErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_hub_bus_errors_total", Help: "Failed publishes and undecodable bus messages."}),
 		disconnect: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "switchboard_ws_disconnects_total", Help: "WebSocket disconnections by reason."}, []string{"reason"}),
 	}
 	if cfg.Metrics != nil {
-		cfg.Metrics.MustRegister(h.m.conns, h.m.frames, h.m.writes, h.m.slow, h.m.gapFills, h.m.busErrors, h.m.disconnect)
+		cfg.Metrics.MustRegister(h.m.conns, h.m.frames, h.m.writes, h.m.slow, h.m.gapFills, h.m.recovered, h.m.busErrors, h.m.disconnect)
 	}
 	cfg.Bus.SetHandler(h)
 	cfg.Log.SetPublisher(h)
+	if err := cfg.Bus.Subscribe(ctx, controlTopic); err != nil {
+		h.log.Warn("hub: bus subscribe failed; will retry with the connection", "topic", controlTopic, "err", err)
+	}
+	go h.sweepLoop()
 	return h
+}
+
+// controlTopic carries node-to-node commands, not events: it is never in the database.
+const controlTopic Topic = "_control"
+
+type controlMessage struct {
+	CloseSessions []int64 `json:"close_sessions,omitempty"`
+}
+
+// Resubscribed implements Resubscriber: after the bus (re)confirms a subscription, what
+// was published meanwhile may be lost, so sweep.
+func (h *Hub) Resubscribed(Topic) {
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (h *Hub) sweepLoop() {
+	defer close(h.swept)
+	t := time.NewTicker(h.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-t.C:
+		case <-h.kick:
+		}
+		if err := h.sweep(h.ctx); err != nil && h.ctx.Err() == nil {
+			h.log.Warn("hub: sweep failed; next one retries", "err", err)
+		}
+	}
+}
+
+// sweep reads, for every topic this node follows and has positioned, the events between
+// what it delivered and the head in the database, and delivers them. In the steady state
+// it is one indexed query that finds nothing.
+func (h *Hub) sweep(ctx context.Context) error {
+	h.mu.Lock()
+	states := make(map[Topic]*topicState, len(h.topics))
+	topics := make([]Topic, 0, len(h.topics))
+	for t, ts := range h.topics {
+		states[t] = ts
+		topics = append(topics, t)
+	}
+	h.mu.Unlock()
+	if len(topics) == 0 {
+		return nil
+	}
+	heads, err := h.cfg.Log.heads(ctx, topics)
+	if err != nil {
+		return err
+	}
+	for t, ts := range states {
+		ts.mu.Lock()
+		last, ready := ts.last, ts.ready
+		ts.mu.Unlock()
+		head := heads[t].seq
+		if !ready || head <= last {
+			continue
+		}
+		evs, err := h.cfg.Log.Range(ctx, t, last, head, 1000)
+		if err != nil {
+			return err
+		}
+		h.m.recovered.Add(float64(len(evs)))
+		for _, ev := range evs {
+			h.deliver(ts, newEventFrame(ev))
+		}
+	}
+	return nil
 }
 
 // Publish sends a committed event to every node. It implements Publisher for the Log and
@@ -157,6 +246,17 @@ func (h *Hub) Publish(ev *Event) {
 
 // HandleMessage receives an event from the bus. It implements Handler.
 func (h *Hub) HandleMessage(topic Topic, payload []byte) {
+	if topic == controlTopic {
+		var m controlMessage
+		if err := json.Unmarshal(payload, &m); err != nil {
+			h.m.busErrors.Inc()
+			return
+		}
+		if len(m.CloseSessions) > 0 {
+			h.closeLocalSessions(m.CloseSessions)
+		}
+		return
+	}
 	h.mu.Lock()
 	ts := h.topics[topic]
 	h.mu.Unlock()
@@ -421,9 +521,26 @@ func removeFrom(m map[int64]map[*conn]struct{}, k int64, c *conn) {
 	}
 }
 
-// CloseSessions closes this node's live connections of the given sessions, telling the
-// clients why. Accounts call it when sessions end (logout, password change).
+// CloseSessions closes the live connections of the given sessions on every node, telling
+// the clients why. Accounts call it when sessions end (logout, password change). This
+// node closes its own at once; the others hear it over the bus. Should the bus lose the
+// message, a connection of an ended session lives on only until it reconnects, which its
+// cookie no longer allows.
 func (h *Hub) CloseSessions(ids []int64) {
+	if len(ids) == 0 {
+		return
+	}
+	h.closeLocalSessions(ids)
+	payload, _ := json.Marshal(controlMessage{CloseSessions: ids})
+	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+	defer cancel()
+	if err := h.bus.Publish(ctx, controlTopic, payload); err != nil {
+		h.m.busErrors.Inc()
+		h.log.Warn("hub: could not tell other nodes to close sessions", "sessions", ids, "err", err)
+	}
+}
+
+func (h *Hub) closeLocalSessions(ids []int64) {
 	h.mu.Lock()
 	var victims []*conn
 	for _, id := range ids {
@@ -461,6 +578,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	}
 	// Workers stop now; connections finish their close handshakes on their own timers.
 	h.cancel()
+	<-h.swept
 	done := make(chan struct{})
 	go func() {
 		h.wg.Wait()

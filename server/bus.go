@@ -2,16 +2,25 @@ package server
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 
 	"github.com/switchboard-hq/switchboard/hub"
 )
 
-// newBus picks the event bus: in-process without REDIS_URL.
-func newBus(_ context.Context, cfg Config, _ *slog.Logger) (hub.Bus, error) {
+// newBus picks the event bus: Redis pub/sub when REDIS_URL is set, else in-process (one
+// node only).
+func newBus(ctx context.Context, cfg Config, log *slog.Logger) (hub.Bus, error) {
 	if cfg.RedisURL == "" {
 		return hub.NewMemoryBus(), nil
 	}
-	return nil, errors.New("server: REDIS_URL: the Redis bus is not built yet; run one node without REDIS_URL")
+	b, err := hub.NewRedisBus(cfg.RedisURL, cfg.RedisPrefix, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Ping(ctx); err != nil {
+		// Not fatal: the node serves from the database, /healthz says 503, and the bus
+		// reconnects by itself.
+		log.Warn("redis is not answering yet; live events between nodes resume when it does", "err", err)
+	}
+	return b, nil
 }

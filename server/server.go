@@ -46,6 +46,9 @@ type Config struct {
 	PublicURL   *url.URL // external base URL
 	DatabaseURL string
 	RedisURL    string // empty: in-process bus
+	// RedisPrefix starts every Redis key and channel name, so deployments and test runs
+	// can share one Redis. Default "switchboard:".
+	RedisPrefix string
 	Twilio      *Twilio
 	// AllowedOrigins are extra page origins (host or host:port patterns) that may open
 	// WebSockets; the public URL's host is always allowed.
@@ -82,6 +85,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.PublicURL == nil {
 		cfg.PublicURL = &url.URL{Scheme: "http", Host: "localhost:8080"}
+	}
+	if cfg.RedisPrefix == "" {
+		cfg.RedisPrefix = "switchboard:"
 	}
 	if cfg.EventRetention <= 0 {
 		cfg.EventRetention = 7 * 24 * time.Hour
@@ -169,6 +175,10 @@ func (s *Server) routes() http.Handler {
 	// Cross-site POSTs from browsers are refused; Twilio's server-to-server posts carry
 	// no browser headers and pass. WebSocket upgrades are GETs: hub checks their Origin.
 	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteError(w, r, s.log, httpx.Errorf(http.StatusForbidden,
+			"cross-origin request refused: browsers may only send this from the app's own origin or SWITCHBOARD_ALLOWED_ORIGINS"))
+	}))
 	for _, o := range s.cfg.AllowedOrigins {
 		if strings.Contains(o, "://") {
 			_ = cop.AddTrustedOrigin(o)

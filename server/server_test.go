@@ -519,3 +519,22 @@ func TestAPIErrorsAreJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestCrossSiteBrowserPostsAreRefusedButTwilioPasses(t *testing.T) {
+	e := start(t, store.SQLite)
+	req, _ := http.NewRequest("POST", e.srv.URL+"/api/session", strings.NewReader(`{"email":"a@b.c","password":"x"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	req.Header.Set("Origin", "https://evil.example")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := body(resp); resp.StatusCode != 403 || !strings.Contains(b, `"error"`) {
+		t.Errorf("cross-site POST: got %d %s; want 403 JSON", resp.StatusCode, b)
+	}
+	// Twilio's posts carry no browser headers.
+	if resp := e.postSMS(smsForm("SMx", "+15551230000", "hi"), "good"); resp.StatusCode != 200 {
+		t.Errorf("webhook: got %d; want 200", resp.StatusCode)
+	}
+}

@@ -29,7 +29,8 @@ const (
 func newWebhook(t testing.TB) (http.Handler, *issues.Service) {
 	db := storetest.Open(t, store.SQLite)
 	log := hub.NewLog(db, nil)
-	hub.New(hub.Config{Log: log})
+	h := hub.New(hub.Config{Log: log})
+	t.Cleanup(func() { h.Shutdown(context.Background()) })
 	ch := channels.New(db, log, channels.Config{})
 	is := issues.New(db, log, ch, issues.Config{})
 	ch.SetDirectory(is)

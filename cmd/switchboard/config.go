@@ -75,6 +75,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 			return nil, &configError{"REDIS_URL", "must be redis://host:port[/db] or rediss://…"}
 		}
 	}
+	c.RedisPrefix = get("SWITCHBOARD_REDIS_PREFIX", "switchboard:")
 
 	sid, token, phone := get("TWILIO_ACCOUNT_SID", ""), get("TWILIO_AUTH_TOKEN", ""), get("TWILIO_PHONE_NUMBER", "")
 	if sid != "" || token != "" || phone != "" {
