@@ -175,7 +175,8 @@ sb_pg_bin() {
 # (initdb refuses root), else ourselves.
 sb_as_pg() {
 	if [ "$(id -u)" -eq 0 ]; then
-		runuser -u postgres -- "$@"
+		# From /: the postgres user may not be allowed into our working directory.
+		(cd / && runuser -u postgres -- "$@")
 	else
 		"$@"
 	fi
