@@ -98,16 +98,16 @@ func TestRedisSubscriptionsFollowLocalClients(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	waitFor([]string{prefix + "_control"})
+	waitFor([]string{prefix + "_control", prefix + "_presence"})
 	c1 := a.dial("topics=channel:7")
 	c1.next()
 	c2 := a.dial("topics=channel:7,channel:8")
 	c2.next()
-	waitFor([]string{prefix + "_control", prefix + "channel:7", prefix + "channel:8", prefix + "user:1"})
+	waitFor([]string{prefix + "_control", prefix + "_presence", prefix + "channel:7", prefix + "channel:8", prefix + "user:1"})
 	c2.ws.CloseNow()
-	waitFor([]string{prefix + "_control", prefix + "channel:7", prefix + "user:1"})
+	waitFor([]string{prefix + "_control", prefix + "_presence", prefix + "channel:7", prefix + "user:1"})
 	c1.ws.CloseNow()
-	waitFor([]string{prefix + "_control"})
+	waitFor([]string{prefix + "_control", prefix + "_presence"})
 }
 
 // TestRedisRestartUnderTraffic kills Redis while events flow, publishes during the

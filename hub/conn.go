@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -95,11 +96,16 @@ func (c *conn) addLocked(n int) {
 	}
 }
 
-// send queues a control frame for this connection only.
+// send queues a control or presence frame for this connection only. Before start they
+// wait with the held events: hello is always first.
 func (c *conn) send(f *frame) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closeCode == 0 {
+	switch {
+	case c.closeCode != 0:
+	case !c.started:
+		c.held = append(c.held, f)
+	default:
 		c.pushLocked(f)
 	}
 }
@@ -145,7 +151,11 @@ func (c *conn) start(initial Cursor, control []*frame, replay []*Event) {
 	c.queued = 0
 	c.started = true
 	for _, f := range held {
-		c.enqueueLiveLocked(f)
+		if f.ev == nil {
+			c.pushLocked(f)
+		} else {
+			c.enqueueLiveLocked(f)
+		}
 	}
 }
 
@@ -253,6 +263,15 @@ func (c *conn) appendFrame(buf []byte, f *frame) []byte {
 	if f.raw != nil {
 		return append(buf, f.raw...)
 	}
+	if m := f.presence; m != nil {
+		buf = append(buf, `{"type":"presence","cursor":"`...)
+		buf = c.cursor.appendTo(buf)
+		buf = append(buf, `","user_id":`...)
+		buf = strconv.AppendInt(buf, m.UserID, 10)
+		buf = append(buf, `,"state":"`...)
+		buf = append(buf, m.State...)
+		return append(buf, `"}`...)
+	}
 	c.cursor.advance(f.ev.Topic, f.ev.Seq)
 	buf = append(buf, f.head...)
 	buf = c.cursor.appendTo(buf)
@@ -325,6 +344,9 @@ func (c *conn) readLoop() {
 		switch m.Type {
 		case "ping":
 			c.send(controlFrame(map[string]string{"type": "pong"}))
+		case "activity":
+			// The user did something (typed, clicked, focused the tab): not idle.
+			c.h.presence.active(c.userID)
 		default:
 			c.send(controlFrame(map[string]string{"type": "error", "error": fmt.Sprintf("unknown message type %q", m.Type)}))
 		}
@@ -365,7 +387,9 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, cl Client) {
 	}
 	h.wg.Add(1)
 	defer h.wg.Done()
+	defer h.presence.disconnected(c.userID)
 	defer h.unregister(c)
+	h.presence.connected(c.userID)
 
 	heads, initial, control, replay, err := h.resume(ctx, topics, resumeFrom)
 	if err != nil {

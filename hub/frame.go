@@ -16,10 +16,17 @@ type frame struct {
 	head []byte // `{"type":"…","cursor":"`
 	tail []byte // `","topic":"…","seq":N,"data":{…}}`
 	raw  []byte // control frames: the whole object
+
+	// presence frames report a change without a new position: they carry the
+	// connection's cursor as it stands, and are not replayed on resume.
+	presence *presenceMessage
 }
 
 // size is what the frame costs in a connection's queue.
 func (f *frame) size() int {
+	if f.presence != nil {
+		return 128
+	}
 	if f.raw != nil {
 		return len(f.raw)
 	}

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -41,6 +42,18 @@ type Config struct {
 	// short by a crash between commit and publish, or a message dropped while Redis was
 	// away. Every bus resubscription triggers a sweep too. Default 2 s.
 	SweepInterval time.Duration
+	// Presence keeps cluster-wide presence. Default: in-process (one node).
+	Presence PresenceStore
+	// NodeID names this node in presence entries. Default: random.
+	NodeID string
+	// IdleAfter is how long a connected user may do nothing before they show as idle and
+	// count as logged out for notifications. Default 10 minutes.
+	IdleAfter time.Duration
+	// PresenceBeat is how often this node renews its presence entries; a node that stops
+	// renewing (it died) drops out after three beats. Default 10 s.
+	PresenceBeat time.Duration
+	// Now is the clock for presence. Default time.Now.
+	Now func() time.Time
 	// Metrics, when set, receives the hub's collectors.
 	Metrics prometheus.Registerer
 }
@@ -64,7 +77,8 @@ type Hub struct {
 	bySession map[int64]map[*conn]struct{} // guarded by mu
 	byUser    map[int64]map[*conn]struct{} // guarded by mu
 
-	m metrics
+	presence *presence
+	m        metrics
 }
 
 // topicState is this node's view of one topic: the last seq delivered to local
@@ -123,6 +137,21 @@ func New(cfg Config) *Hub {
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = 2 * time.Second
 	}
+	if cfg.Presence == nil {
+		cfg.Presence = NewMemoryPresence()
+	}
+	if cfg.NodeID == "" {
+		cfg.NodeID = rand.Text()[:12]
+	}
+	if cfg.IdleAfter <= 0 {
+		cfg.IdleAfter = 10 * time.Minute
+	}
+	if cfg.PresenceBeat <= 0 {
+		cfg.PresenceBeat = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{
 		cfg: cfg, log: cfg.Logger, bus: cfg.Bus,
@@ -146,12 +175,18 @@ func New(cfg Config) *Hub {
 	if cfg.Metrics != nil {
 		cfg.Metrics.MustRegister(h.m.conns, h.m.frames, h.m.writes, h.m.slow, h.m.gapFills, h.m.recovered, h.m.busErrors, h.m.disconnect)
 	}
+	h.presence = &presence{h: h, store: cfg.Presence, node: cfg.NodeID, idleAfter: cfg.IdleAfter,
+		beat: cfg.PresenceBeat, now: cfg.Now, local: map[int64]*localUser{}, known: map[int64]PresenceState{}}
 	cfg.Bus.SetHandler(h)
 	cfg.Log.SetPublisher(h)
-	if err := cfg.Bus.Subscribe(ctx, controlTopic); err != nil {
-		h.log.Warn("hub: bus subscribe failed; will retry with the connection", "topic", controlTopic, "err", err)
+	for _, t := range []Topic{controlTopic, presenceTopic} {
+		if err := cfg.Bus.Subscribe(ctx, t); err != nil {
+			h.log.Warn("hub: bus subscribe failed; will retry with the connection", "topic", t, "err", err)
+		}
 	}
 	go h.sweepLoop()
+	h.wg.Add(1)
+	go h.presence.heartbeat()
 	return h
 }
 
@@ -246,6 +281,10 @@ func (h *Hub) Publish(ev *Event) {
 
 // HandleMessage receives an event from the bus. It implements Handler.
 func (h *Hub) HandleMessage(topic Topic, payload []byte) {
+	if topic == presenceTopic {
+		h.presence.received(payload)
+		return
+	}
 	if topic == controlTopic {
 		var m controlMessage
 		if err := json.Unmarshal(payload, &m); err != nil {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,8 +57,13 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// EventRetention is how long events are kept for resume. Default 7 days.
 	EventRetention time.Duration
-	Logger         *slog.Logger
-	Now            func() time.Time
+	// EventRetentionMin is how many events each topic keeps however old. Default 1,000.
+	EventRetentionMin int64
+	// IdleAfter is how long a connected user may do nothing before showing as idle (and
+	// counting as logged out for notifications). Default 10 minutes.
+	IdleAfter time.Duration
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // Server is a running Switchboard node's parts.
@@ -92,6 +98,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.EventRetention <= 0 {
 		cfg.EventRetention = 7 * 24 * time.Hour
 	}
+	if cfg.EventRetentionMin <= 0 {
+		cfg.EventRetentionMin = 1000
+	}
 	log := cfg.Logger
 	db, err := store.Open(ctx, cfg.DatabaseURL, log)
 	if err != nil {
@@ -113,7 +122,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.Events = hub.NewLog(db, cfg.Now)
 	origins := append([]string{cfg.PublicURL.Host}, cfg.AllowedOrigins...)
-	s.Hub = hub.New(hub.Config{Log: s.Events, Bus: s.Bus, Logger: log, OriginPatterns: origins, Metrics: s.registry})
+	var presence hub.PresenceStore
+	if rb, ok := s.Bus.(*hub.RedisBus); ok {
+		presence = rb.Presence()
+	}
+	s.Hub = hub.New(hub.Config{Log: s.Events, Bus: s.Bus, Logger: log, OriginPatterns: origins, Metrics: s.registry,
+		Presence: presence, IdleAfter: cfg.IdleAfter, Now: cfg.Now})
 	s.Accounts = accounts.New(db, accounts.Config{
 		Now:            cfg.Now,
 		TrustedProxies: cfg.TrustedProxies,
@@ -164,6 +178,7 @@ func (s *Server) routes() http.Handler {
 	channels.NewHandler(s.Channels, s.log).Register(authed)
 	issues.NewHandler(s.Issues, s.Channels, s.log).Register(authed)
 	authed.HandleFunc("/ws", s.websocket).Methods(http.MethodGet)
+	authed.HandleFunc("/api/presence", s.presence).Methods(http.MethodGet)
 	r.PathPrefix("/api/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, s.log, httpx.Errorf(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -198,6 +213,20 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Hub.Serve(w, r, hub.Client{UserID: sess.UserID, SessionID: sess.ID, Topics: topics})
+}
+
+// presence answers {"presence":{"<user id>":"online"|"idle"}}; users absent are offline.
+func (s *Server) presence(w http.ResponseWriter, r *http.Request) {
+	states, err := s.Hub.Presence(r.Context())
+	if err != nil {
+		httpx.WriteError(w, r, s.log, err)
+		return
+	}
+	out := make(map[string]hub.PresenceState, len(states))
+	for uid, st := range states {
+		out[strconv.FormatInt(uid, 10)] = st
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"presence": out})
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
@@ -274,7 +303,7 @@ func (s *Server) maintain(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if n, err := s.Events.Prune(ctx, s.cfg.Now().Add(-s.cfg.EventRetention), 1000); err != nil {
+		if n, err := s.Events.Prune(ctx, s.cfg.Now().Add(-s.cfg.EventRetention), s.cfg.EventRetentionMin); err != nil {
 			s.log.Warn("pruning events failed", "err", err)
 		} else if n > 0 {
 			s.log.Info("pruned events", "removed", n)

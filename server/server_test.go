@@ -538,3 +538,29 @@ func TestCrossSiteBrowserPostsAreRefusedButTwilioPasses(t *testing.T) {
 		t.Errorf("webhook: got %d; want 200", resp.StatusCode)
 	}
 }
+
+func TestPresenceAPI(t *testing.T) {
+	e := start(t, store.SQLite)
+	alice := e.agent("alice", accounts.RoleAgent)
+	bob := e.agent("bob", accounts.RoleAgent)
+	var p struct {
+		Presence map[string]string `json:"presence"`
+	}
+	e.getJSON(bob, "/api/presence", &p)
+	if len(p.Presence) != 0 {
+		t.Fatalf("presence %v; want nobody online", p.Presence)
+	}
+	_, in := dialWS(t, e, alice, "")
+	next(t, in, "hello")
+	me, _ := e.s.Accounts.Users(context.Background())
+	var aliceID int64
+	for _, u := range me {
+		if u.Handle == "alice" {
+			aliceID = u.ID
+		}
+	}
+	e.getJSON(bob, "/api/presence", &p)
+	if p.Presence[fmt.Sprint(aliceID)] != "online" {
+		t.Errorf("presence %v; want alice (%d) online", p.Presence, aliceID)
+	}
+}

@@ -8,7 +8,9 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/switchboard-hq/switchboard/server"
 )
@@ -135,6 +137,30 @@ func loadConfig(getenv func(string) string) (*config, error) {
 			}
 			c.TrustedProxies = append(c.TrustedProxies, p.Masked())
 		}
+	}
+	durations := []struct {
+		name string
+		dst  *time.Duration
+		min  time.Duration
+	}{
+		{"SWITCHBOARD_EVENT_RETENTION", &c.EventRetention, time.Hour},
+		{"SWITCHBOARD_IDLE_AFTER", &c.IdleAfter, 30 * time.Second},
+	}
+	for _, d := range durations {
+		if v := get(d.name, ""); v != "" {
+			dur, err := time.ParseDuration(v)
+			if err != nil || dur < d.min {
+				return nil, &configError{d.name, fmt.Sprintf("%q must be a duration of at least %s, like 168h or 10m", v, d.min)}
+			}
+			*d.dst = dur
+		}
+	}
+	if v := get("SWITCHBOARD_EVENT_RETENTION_MIN", ""); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return nil, &configError{"SWITCHBOARD_EVENT_RETENTION_MIN", fmt.Sprintf("%q must be a whole number of events", v)}
+		}
+		c.EventRetentionMin = n
 	}
 	if v := get("SWITCHBOARD_ALLOWED_ORIGINS", ""); v != "" {
 		for part := range strings.SplitSeq(v, ",") {

@@ -7,6 +7,10 @@
 const MIN_DELAY = 500;
 const MAX_DELAY = 15000;
 const JITTER = 0.3;
+// The server shows a user idle after minutes without activity; telling it once a minute
+// at most, and only when the user does something, keeps that true at no cost.
+const ACTIVITY_EVERY = 60000;
+const ACTIVITY_EVENTS = ['keydown', 'pointerdown', 'focus'];
 
 export class Live {
   /**
@@ -26,8 +30,26 @@ export class Live {
     this.live = false;
     this.onOnline = () => this.reconnectNow();
     this.onVisible = () => {
-      if (document.visibilityState === 'visible') this.reconnectNow();
+      if (document.visibilityState === 'visible') {
+        this.reconnectNow();
+        this.activity();
+      }
     };
+    this.lastActivity = 0;
+    this.onActivity = () => this.activity();
+  }
+
+  /** activity reports that the user did something, at most once a minute. */
+  activity() {
+    const now = Date.now();
+    if (now - this.lastActivity < ACTIVITY_EVERY) return;
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    this.lastActivity = now;
+    try {
+      this.ws.send('{"type":"activity"}');
+    } catch {
+      // closing; the next connection counts as activity by itself
+    }
   }
 
   start(cursor = null) {
@@ -36,6 +58,7 @@ export class Live {
     this.cursor = cursor;
     window.addEventListener('online', this.onOnline);
     document.addEventListener('visibilitychange', this.onVisible);
+    for (const t of ACTIVITY_EVENTS) window.addEventListener(t, this.onActivity, { capture: true, passive: true });
     this.connect();
   }
 
@@ -46,6 +69,7 @@ export class Live {
     this.timer = 0;
     window.removeEventListener('online', this.onOnline);
     document.removeEventListener('visibilitychange', this.onVisible);
+    for (const t of ACTIVITY_EVENTS) window.removeEventListener(t, this.onActivity, { capture: true });
     if (this.ws) {
       const ws = this.ws;
       this.ws = null;
@@ -91,6 +115,7 @@ export class Live {
         if (typeof obj.cursor === 'string' && obj.cursor) this.cursor = obj.cursor;
         if (obj.type === 'hello') {
           opened = true;
+          this.lastActivity = Date.now(); // connecting counts as activity on the server
           this.attempt = 0;
           this.live = true;
           this.h.onOpen?.();
