@@ -24,7 +24,14 @@ type Client struct {
 	SessionID int64
 	// Topics the user may see; their user topic is added if missing.
 	Topics []Topic
+	// Authorize decides whether the user may follow a topic they ask for later with
+	// {"type":"subscribe","topic":…} (an issue they open, a channel they joined). Nil
+	// refuses every such request.
+	Authorize func(ctx context.Context, t Topic) error
 }
+
+// maxFollows bounds the topics one connection may add after it started.
+const maxFollows = 64
 
 // conn is one live WebSocket. The handler goroutine reads; writeLoop is the only writer;
 // a bounded queue in bytes sits between the fan-out and the writer.
@@ -49,6 +56,10 @@ type conn struct {
 	closeReason string               // guarded by mu
 	closeLabel  string               // guarded by mu: metrics reason
 
+	authorize func(ctx context.Context, t Topic) error
+	follows   int                // owned by readLoop: topics added after start
+	joining   map[Topic][]*frame // guarded by mu: live frames of topics being followed, until their start is known
+
 	cursor *cursorWriter // owned by writeLoop
 }
 
@@ -66,6 +77,11 @@ func (c *conn) enqueueLiveLocked(f *frame) {
 	}
 	if !c.started {
 		c.held = append(c.held, f)
+		c.addLocked(f.size())
+		return
+	}
+	if q, ok := c.joining[f.ev.Topic]; ok {
+		c.joining[f.ev.Topic] = append(q, f)
 		c.addLocked(f.size())
 		return
 	}
@@ -222,6 +238,9 @@ func (c *conn) catchUp(batch []*frame) ([]*frame, error) {
 	next := map[Topic]int64{} // expected seq per topic, as of the frames before i
 	for i, f := range batch {
 		if f.ev == nil {
+			if fc := f.follow; fc != nil && fc.add {
+				next[fc.topic] = fc.seq + 1
+			}
 			if out != nil {
 				out = append(out, f)
 			}
@@ -262,6 +281,20 @@ func (c *conn) catchUp(batch []*frame) ([]*frame, error) {
 func (c *conn) appendFrame(buf []byte, f *frame) []byte {
 	if f.raw != nil {
 		return append(buf, f.raw...)
+	}
+	if fc := f.follow; fc != nil {
+		typ := `{"type":"subscribed","topic":"`
+		if fc.add {
+			c.cursor.add(fc.topic, fc.seq)
+		} else {
+			typ = `{"type":"unsubscribed","topic":"`
+			c.cursor.remove(fc.topic)
+		}
+		buf = append(buf, typ...)
+		buf = append(buf, fc.topic...)
+		buf = append(buf, `","cursor":"`...)
+		buf = c.cursor.appendTo(buf)
+		return append(buf, `"}`...)
 	}
 	if m := f.presence; m != nil {
 		buf = append(buf, `{"type":"presence","cursor":"`...)
@@ -314,7 +347,8 @@ func (c *conn) pingLoop() {
 
 // clientMessage is what a browser may send.
 type clientMessage struct {
-	Type string `json:"type"`
+	Type  string  `json:"type"`
+	Topic *string `json:"topic"`
 }
 
 // readLoop handles client frames until the connection ends. Bad frames are answered with
@@ -347,10 +381,95 @@ func (c *conn) readLoop() {
 		case "activity":
 			// The user did something (typed, clicked, focused the tab): not idle.
 			c.h.presence.active(c.userID)
+		case "subscribe", "unsubscribe":
+			var t Topic
+			if m.Topic != nil {
+				t = Topic(*m.Topic)
+			}
+			if _, _, err := t.parse(); err != nil {
+				c.send(controlFrame(map[string]string{"type": "error", "error": fmt.Sprintf("%s needs a topic such as \"issue:12\"", m.Type)}))
+				continue
+			}
+			if m.Type == "subscribe" {
+				c.follow(t)
+			} else {
+				c.unfollow(t)
+			}
 		default:
 			c.send(controlFrame(map[string]string{"type": "error", "error": fmt.Sprintf("unknown message type %q", m.Type)}))
 		}
 	}
+}
+
+// follow adds a topic to a live connection, from its current head: the client loads the
+// topic's state itself (it just opened the issue) and then gets every later event once.
+// The topic joins the connection's cursor with a "subscribed" object. A topic followed
+// this way is not resumed by a later connection; the client subscribes again.
+func (c *conn) follow(t Topic) {
+	refuse := func(msg string) {
+		c.send(controlFrame(map[string]string{"type": "error", "topic": string(t), "error": msg}))
+	}
+	if slices.Contains(c.topics, t) {
+		refuse("already subscribed to " + string(t))
+		return
+	}
+	if c.follows >= maxFollows {
+		refuse(fmt.Sprintf("at most %d subscriptions per connection; unsubscribe from one first", maxFollows))
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	if c.authorize == nil {
+		refuse("not allowed to follow " + string(t))
+		return
+	}
+	if err := c.authorize(ctx, t); err != nil {
+		refuse(err.Error())
+		return
+	}
+	c.mu.Lock()
+	if c.joining == nil {
+		c.joining = map[Topic][]*frame{}
+	}
+	c.joining[t] = nil
+	c.mu.Unlock()
+	c.topics = append(c.topics, t)
+	c.follows++
+	c.h.attach(c, []Topic{t}) // from here, live frames of t are held in joining
+	head, err := c.h.cfg.Log.Head(ctx, t)
+	if err != nil {
+		c.h.log.Warn("hub: subscribe failed", "topic", t, "err", err)
+		c.unfollow(t)
+		refuse("temporary failure; try again")
+		return
+	}
+	c.h.prime(Cursor{t: head})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	held := c.joining[t]
+	delete(c.joining, t)
+	c.seen[t] = head
+	c.pushLocked(&frame{follow: &followChange{topic: t, seq: head, add: true}})
+	for _, f := range held {
+		c.enqueueLiveLocked(f)
+	}
+}
+
+// unfollow removes a topic added by follow.
+func (c *conn) unfollow(t Topic) {
+	i := slices.Index(c.topics, t)
+	if i < 0 {
+		c.send(controlFrame(map[string]string{"type": "error", "topic": string(t), "error": "not subscribed to " + string(t)}))
+		return
+	}
+	c.topics = slices.Delete(c.topics, i, i+1)
+	c.follows--
+	c.h.detach(c, []Topic{t})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.seen, t)
+	delete(c.joining, t)
+	c.pushLocked(&frame{follow: &followChange{topic: t}})
 }
 
 // Serve upgrades the request to a WebSocket for cl and runs it until it ends. The query
@@ -377,7 +496,7 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, cl Client) {
 	ws.SetReadLimit(h.cfg.ReadLimit)
 	ctx, cancel := context.WithCancel(h.ctx)
 	c := &conn{
-		h: h, ws: ws, userID: cl.UserID, sessionID: cl.SessionID, topics: topics,
+		h: h, ws: ws, userID: cl.UserID, sessionID: cl.SessionID, topics: topics, authorize: cl.Authorize,
 		ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1),
 	}
 	defer cancel()
@@ -397,7 +516,7 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, cl Client) {
 		ws.Close(websocket.StatusInternalError, "cannot read events; reconnect")
 		return
 	}
-	h.prime(c, heads)
+	h.prime(heads)
 	c.start(initial, control, replay)
 
 	var wg sync.WaitGroup

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -20,11 +21,21 @@ type frame struct {
 	// presence frames report a change without a new position: they carry the
 	// connection's cursor as it stands, and are not replayed on resume.
 	presence *presenceMessage
+
+	// follow frames change the connection's topics: the writer adds the topic to (or drops
+	// it from) the cursor and reports it.
+	follow *followChange
+}
+
+type followChange struct {
+	topic Topic
+	seq   int64 // the start position, when adding
+	add   bool
 }
 
 // size is what the frame costs in a connection's queue.
 func (f *frame) size() int {
-	if f.presence != nil {
+	if f.presence != nil || f.follow != nil {
 		return 128
 	}
 	if f.raw != nil {
@@ -81,22 +92,8 @@ func newCursorWriter(c Cursor) *cursorWriter {
 			w.entries = append(w.entries, cursorEntry{k, id, seq})
 		}
 	}
-	slices.SortFunc(w.entries, func(a, b cursorEntry) int {
-		if a.kind != b.kind {
-			return int(a.kind) - int(b.kind)
-		}
-		if a.id < b.id {
-			return -1
-		}
-		if a.id > b.id {
-			return 1
-		}
-		return 0
-	})
-	for i, e := range w.entries {
-		t, _ := makeTopic(e.kind, e.id)
-		w.index[t] = i
-	}
+	slices.SortFunc(w.entries, compareEntries)
+	w.reindex()
 	return w
 }
 
@@ -106,6 +103,45 @@ func (w *cursorWriter) advance(t Topic, seq int64) {
 	if i, ok := w.index[t]; ok {
 		w.entries[i].seq = seq
 	}
+}
+
+// add puts topic in the cursor at seq, keeping the encoding order.
+func (w *cursorWriter) add(t Topic, seq int64) {
+	if i, ok := w.index[t]; ok {
+		w.entries[i].seq = seq
+		return
+	}
+	k, id, err := t.parse()
+	if err != nil {
+		return
+	}
+	e := cursorEntry{k, id, seq}
+	i, _ := slices.BinarySearchFunc(w.entries, e, compareEntries)
+	w.entries = slices.Insert(w.entries, i, e)
+	w.reindex()
+}
+
+// remove drops topic from the cursor.
+func (w *cursorWriter) remove(t Topic) {
+	if i, ok := w.index[t]; ok {
+		w.entries = slices.Delete(w.entries, i, i+1)
+		w.reindex()
+	}
+}
+
+func (w *cursorWriter) reindex() {
+	clear(w.index)
+	for i, e := range w.entries {
+		t, _ := makeTopic(e.kind, e.id)
+		w.index[t] = i
+	}
+}
+
+func compareEntries(a, b cursorEntry) int {
+	if a.kind != b.kind {
+		return int(a.kind) - int(b.kind)
+	}
+	return cmp.Compare(a.id, b.id)
 }
 
 // get returns the seq recorded for topic.

@@ -439,10 +439,10 @@ func (h *Hub) fill(ts *topicState) {
 // and are at or below the head were committed before it and are covered by the
 // connection's own start position; a connection that registered earlier with a lower
 // position finds the hole itself and reads it (see conn.catchUp).
-func (h *Hub) prime(c *conn, heads Cursor) {
+func (h *Hub) prime(heads Cursor) {
 	h.mu.Lock()
-	states := make([]*topicState, 0, len(c.topics))
-	for _, t := range c.topics {
+	states := make([]*topicState, 0, len(heads))
+	for t := range heads {
 		if ts := h.topics[t]; ts != nil {
 			states = append(states, ts)
 		}
@@ -465,7 +465,7 @@ func (h *Hub) stopFill(ts *topicState) {
 	ts.mu.Unlock()
 }
 
-// register adds c to its topics, subscribing the bus to topics new on this node.
+// register adds c to the hub and to its topics.
 func (h *Hub) register(c *conn) error {
 	h.mu.Lock()
 	if h.closed {
@@ -475,33 +475,37 @@ func (h *Hub) register(c *conn) error {
 	h.conns[c] = struct{}{}
 	addTo(h.bySession, c.sessionID, c)
 	addTo(h.byUser, c.userID, c)
-	var fresh []*topicState
-	states := make([]*topicState, 0, len(c.topics))
-	for _, t := range c.topics {
+	h.mu.Unlock()
+	h.m.conns.Inc()
+	h.attach(c, c.topics)
+	return nil
+}
+
+// attach adds c to the topics' states, subscribing the bus to topics new on this node.
+// The connection joins each state under the hub lock, so a concurrent detach of the last
+// other follower cannot drop the state from under it.
+func (h *Hub) attach(c *conn, topics []Topic) {
+	var fresh []Topic
+	h.mu.Lock()
+	for _, t := range topics {
 		ts := h.topics[t]
 		if ts == nil {
 			ts = &topicState{topic: t, conns: map[*conn]struct{}{}, pending: map[int64]*frame{}}
 			h.topics[t] = ts
-			fresh = append(fresh, ts)
+			fresh = append(fresh, t)
 		}
-		states = append(states, ts)
-	}
-	h.mu.Unlock()
-	h.m.conns.Inc()
-
-	for _, ts := range fresh {
-		if err := h.bus.Subscribe(h.ctx, ts.topic); err != nil {
-			// The topic still works: gap fill reads from the database when the next event
-			// is noticed, and the Redis bus resubscribes by itself.
-			h.log.Warn("hub: bus subscribe failed", "topic", ts.topic, "err", err)
-		}
-	}
-	for _, ts := range states {
 		ts.mu.Lock()
 		ts.conns[c] = struct{}{}
 		ts.mu.Unlock()
 	}
-	return nil
+	h.mu.Unlock()
+	for _, t := range fresh {
+		if err := h.bus.Subscribe(h.ctx, t); err != nil {
+			// The topic still works: the sweep reads from the database, and the Redis bus
+			// resubscribes by itself.
+			h.log.Warn("hub: bus subscribe failed", "topic", t, "err", err)
+		}
+	}
 }
 
 func (h *Hub) unregister(c *conn) {
@@ -509,34 +513,42 @@ func (h *Hub) unregister(c *conn) {
 	delete(h.conns, c)
 	removeFrom(h.bySession, c.sessionID, c)
 	removeFrom(h.byUser, c.userID, c)
-	var states []*topicState
-	for _, t := range c.topics {
-		if ts := h.topics[t]; ts != nil {
-			states = append(states, ts)
-		}
-	}
 	h.mu.Unlock()
 	h.m.conns.Dec()
+	h.detach(c, c.topics)
+}
 
-	for _, ts := range states {
-		ts.mu.Lock()
-		delete(ts.conns, c)
-		empty := len(ts.conns) == 0
-		ts.mu.Unlock()
-		if !empty {
+// detach removes c from the topics' states; a state left without followers is dropped
+// and its bus subscription ended.
+func (h *Hub) detach(c *conn, topics []Topic) {
+	var gone []Topic
+	h.mu.Lock()
+	for _, t := range topics {
+		ts := h.topics[t]
+		if ts == nil {
 			continue
 		}
-		h.mu.Lock()
 		ts.mu.Lock()
-		gone := len(ts.conns) == 0 && h.topics[ts.topic] == ts
-		if gone {
-			delete(h.topics, ts.topic)
+		delete(ts.conns, c)
+		if len(ts.conns) == 0 {
+			delete(h.topics, t)
+			gone = append(gone, t)
 		}
 		ts.mu.Unlock()
+	}
+	h.mu.Unlock()
+	for _, t := range gone {
+		if err := h.bus.Unsubscribe(h.ctx, t); err != nil && !errors.Is(err, context.Canceled) {
+			h.log.Warn("hub: bus unsubscribe failed", "topic", t, "err", err)
+		}
+		// A connection may have followed t again while we were unsubscribing, and its
+		// SUBSCRIBE may have reached the bus before our UNSUBSCRIBE: subscribe again.
+		h.mu.Lock()
+		back := h.topics[t] != nil
 		h.mu.Unlock()
-		if gone {
-			if err := h.bus.Unsubscribe(h.ctx, ts.topic); err != nil && !errors.Is(err, context.Canceled) {
-				h.log.Warn("hub: bus unsubscribe failed", "topic", ts.topic, "err", err)
+		if back {
+			if err := h.bus.Subscribe(h.ctx, t); err != nil {
+				h.log.Warn("hub: bus subscribe failed", "topic", t, "err", err)
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -44,7 +45,13 @@ func newRig(t *testing.T, db *store.DB, cfg hub.Config) *rig {
 		if u := req.URL.Query().Get("user"); u != "" {
 			user, _ = strconv.ParseInt(u, 10, 64)
 		}
-		r.hub.Serve(w, req, hub.Client{UserID: user, SessionID: user, Topics: topics})
+		r.hub.Serve(w, req, hub.Client{UserID: user, SessionID: user, Topics: topics,
+			Authorize: func(_ context.Context, t hub.Topic) error {
+				if t == "issue:666" {
+					return errors.New("you may not see issue 666")
+				}
+				return nil
+			}})
 	}))
 	t.Cleanup(func() {
 		r.srv.Close()
@@ -363,4 +370,50 @@ func TestBadClientFramesGetAnErrorNotADisconnect(t *testing.T) {
 	if m := c.next(); m["type"] != "pong" {
 		t.Fatalf("got %v; want pong", m)
 	}
+}
+
+func TestSubscribeToAnIssueTopic(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		r := newRig(t, db, hub.Config{})
+		r.emit(hub.IssueTopic(5), 1) // before the subscription: not delivered
+		c := r.dial("topics=channel:1")
+		hello := c.next()
+		ctx := context.Background()
+		send := func(s string) {
+			if err := c.ws.Write(ctx, websocket.MessageText, []byte(s)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		send(`{"type":"subscribe","topic":"issue:5"}`)
+		m := c.next()
+		if m["type"] != "subscribed" || m["topic"] != "issue:5" {
+			t.Fatalf("got %v; want subscribed to issue:5", m)
+		}
+		cur, err := hub.DecodeCursor(m["cursor"].(string))
+		if err != nil || cur[hub.IssueTopic(5)] != 1 || len(cur) != 3 {
+			t.Fatalf("cursor %v (%v); want channel:1, user:1 and issue:5 at 1", cur, err)
+		}
+		r.emit(hub.IssueTopic(5), 2)
+		if m := c.next(); nOf(m) != 2 || m["topic"] != "issue:5" {
+			t.Fatalf("got %v; want the issue event n=2", m)
+		}
+		send(`{"type":"subscribe","topic":"issue:666"}`)
+		if m := c.next(); m["type"] != "error" || !strings.Contains(m["error"].(string), "may not see") {
+			t.Fatalf("got %v; want the refusal", m)
+		}
+		send(`{"type":"subscribe"}`)
+		if m := c.next(); m["type"] != "error" {
+			t.Fatalf("got %v; want an error for a missing topic", m)
+		}
+		send(`{"type":"unsubscribe","topic":"issue:5"}`)
+		if m := c.next(); m["type"] != "unsubscribed" {
+			t.Fatalf("got %v; want unsubscribed", m)
+		}
+		r.emit(hub.IssueTopic(5), 3)
+		r.emit(hub.ChannelTopic(1), 4)
+		if m := c.next(); nOf(m) != 4 {
+			t.Fatalf("got %v; want only the channel event after unsubscribing", m)
+		}
+		_ = hello
+	})
 }

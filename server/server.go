@@ -212,7 +212,49 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, s.log, err)
 		return
 	}
-	s.Hub.Serve(w, r, hub.Client{UserID: sess.UserID, SessionID: sess.ID, Topics: topics})
+	s.Hub.Serve(w, r, hub.Client{UserID: sess.UserID, SessionID: sess.ID, Topics: topics,
+		Authorize: func(ctx context.Context, t hub.Topic) error { return s.mayFollow(ctx, sess.UserID, t) }})
+}
+
+// errNotAllowed refuses a subscription without saying whether the thing exists.
+var errNotAllowed = errors.New("no such topic, or not allowed")
+
+// mayFollow decides whether a user may follow a topic they ask for after connecting: an
+// issue of a channel they belong to, a channel they belong to, their own user topic.
+func (s *Server) mayFollow(ctx context.Context, userID int64, t hub.Topic) error {
+	kind, num, _ := strings.Cut(string(t), ":")
+	id, err := strconv.ParseInt(num, 10, 64)
+	if err != nil {
+		return errNotAllowed
+	}
+	channelID := id
+	switch kind {
+	case "user":
+		if id != userID {
+			return errNotAllowed
+		}
+		return nil
+	case "issue":
+		issue, err := s.Issues.Get(ctx, id)
+		if errors.Is(err, issues.ErrNotFound) {
+			return errNotAllowed
+		}
+		if err != nil {
+			return err
+		}
+		channelID = issue.ChannelID
+	case "channel":
+	default:
+		return errNotAllowed
+	}
+	ok, err := s.Channels.IsMember(ctx, userID, channelID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errNotAllowed
+	}
+	return nil
 }
 
 // presence answers {"presence":{"<user id>":"online"|"idle"}}; users absent are offline.

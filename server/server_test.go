@@ -564,3 +564,32 @@ func TestPresenceAPI(t *testing.T) {
 		t.Errorf("presence %v; want alice (%d) online", p.Presence, aliceID)
 	}
 }
+
+func TestIssueViewFollowsTheIssueTopic(t *testing.T) {
+	e := start(t, store.SQLite)
+	alice := e.agent("alice", accounts.RoleAgent)
+	e.postSMS(smsForm("SMi1", "+15551230000", "first"), "good").Body.Close()
+	var list issueList
+	e.getJSON(alice, "/api/issues", &list)
+	id := list.Issues[0].ID
+	ws, in := dialWS(t, e, alice, "")
+	next(t, in, "hello")
+	ctx := context.Background()
+	ws.Write(ctx, websocket.MessageText, []byte(fmt.Sprintf(`{"type":"subscribe","topic":"issue:%d"}`, id)))
+	if m := next(t, in, "subscribed"); m["topic"] != fmt.Sprintf("issue:%d", id) {
+		t.Fatalf("got %v", m)
+	}
+	e.postSMS(smsForm("SMi2", "+15551230000", "second"), "good").Body.Close()
+	m := next(t, in, "issue.updated")
+	if m["topic"] != fmt.Sprintf("issue:%d", id) {
+		t.Errorf("got %v; want the issue topic's event", m)
+	}
+	ws.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribe","topic":"issue:99999"}`))
+	if m := next(t, in, "error"); !strings.Contains(fmt.Sprint(m["error"]), "not allowed") {
+		t.Errorf("got %v; want a refusal", m)
+	}
+	ws.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribe","topic":"user:424242"}`))
+	if m := next(t, in, "error"); !strings.Contains(fmt.Sprint(m["error"]), "not allowed") {
+		t.Errorf("someone else's user topic: got %v; want a refusal", m)
+	}
+}
