@@ -36,6 +36,7 @@ Usage:
   switchboard user add --email E --name N --role admin|agent [--handle H] --password-stdin
   switchboard demo                   fill the database with a realistic demo data set
   switchboard version                print the version
+  switchboard bench fanout [flags]   measure WebSocket fan-out against a bare baseline (docs/benchmarks.md)
 
 Configuration comes from the environment; see README.md.
 `
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "bench":
+		return benchCommand(ctx, args, stdin, stdout, stderr)
 	case "serve", "migrate", "user", "demo":
 	default:
 		fmt.Fprintf(stderr, "switchboard: unknown command %q\n\n%s", cmd, usage)

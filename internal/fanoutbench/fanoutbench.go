@@ -1,0 +1,549 @@
+// Package fanoutbench measures Switchboard's fan-out against a bare broadcast server
+// written directly on coder/websocket, in one run, on loopback.
+//
+// The driver (Run) hosts the servers under test; a load generator (ServeLoad, normally
+// `switchboard bench clients` in a child process) holds the WebSocket clients and the
+// publisher, so the server's CPU and memory figures are its own. For each server it
+// connects N clients, measures memory per idle connection, then runs fixed-rate phases
+// (latency at a known load) and a closed-loop phase (throughput: as fast as the slowest
+// client keeps up), checking that every client got every event exactly once, in order.
+//
+// Switchboard is driven through its real path: Twilio-signed inbound webhooks over HTTP,
+// each a database transaction whose event is published after commit on the bus, ordered
+// by the hub and fanned out to the connections following the SMS channel.
+package fanoutbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Paths and baseline variants.
+const (
+	PathSwitchboard = "switchboard"
+	PathBare        = "bare"
+
+	BaselineSmall     = "small"     // one WebSocket message per event, ~SmallBytes objects
+	BaselineReal      = "real"      // one message per event, objects the size of Switchboard's
+	BaselineCoalesced = "coalesced" // whatever is queued in one message, Switchboard's size
+)
+
+// Config is one benchmark run. Zero values take the documented defaults.
+type Config struct {
+	Clients    int           // WebSocket clients; default 1,000
+	Channels   int           // SMS channels (Twilio numbers) the events are spread over; default 4
+	Users      int           // agents the clients log in as (client i uses user i mod Users); default 100, at most Clients
+	Customers  int           // distinct senders per channel; default 50
+	Rates      []float64     // fixed-rate phases, events per second; default [100]
+	Duration   time.Duration // of each phase; default 10 s
+	SkipMax    bool          // skip the closed-loop throughput phase
+	Window     int           // closed loop: events published beyond what every client has; default 100
+	Publishers int           // concurrent publishers in the closed loop; default 4
+	Paths      []string      // PathSwitchboard, PathBare; default both
+	Baselines  []string      // bare variants; default all three
+	SmallBytes int           // size of the small baseline's objects; default 150
+	RealBytes  int           // size of the "real" baseline objects; default: measured on Switchboard
+	Parallel   int           // dials at once; default 100
+	Settle     time.Duration // wait after connecting before measuring memory; default 2 s
+
+	// DatabaseURL is Switchboard's database; default a SQLite file in a temporary directory.
+	DatabaseURL string
+	// Verify decodes every object in full and cross-checks the fast parser (slower clients).
+	Verify bool
+	// CPUProfile, when set, is written with the driver's CPU profile over the
+	// Switchboard phases.
+	CPUProfile string
+	// Loadgen is the argv of the load generator process (which runs ServeLoad on its
+	// stdin and stdout); empty runs it in this process, whose CPU and memory figures then
+	// include the clients'.
+	Loadgen    []string
+	LoadgenEnv []string
+	// Progress receives a line per step; default discard.
+	Progress io.Writer
+	// Logger receives the Switchboard server's logs; default discard.
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.Clients <= 0 {
+		c.Clients = 1000
+	}
+	if c.Channels <= 0 {
+		c.Channels = 4
+	}
+	if c.Users <= 0 {
+		c.Users = 100
+	}
+	c.Users = min(c.Users, c.Clients)
+	if c.Customers <= 0 {
+		c.Customers = 50
+	}
+	if c.Rates == nil {
+		c.Rates = []float64{100}
+	}
+	if c.Duration <= 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.Window <= 0 {
+		c.Window = 100
+	}
+	if c.Publishers <= 0 {
+		c.Publishers = 4
+	}
+	if len(c.Paths) == 0 {
+		c.Paths = []string{PathSwitchboard, PathBare}
+	}
+	if len(c.Baselines) == 0 {
+		c.Baselines = []string{BaselineSmall, BaselineReal, BaselineCoalesced}
+	}
+	if c.SmallBytes <= 0 {
+		c.SmallBytes = 150
+	}
+	if c.Parallel <= 0 {
+		c.Parallel = 100
+	}
+	if c.Settle <= 0 {
+		c.Settle = 2 * time.Second
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func (c *Config) validate() error {
+	for _, p := range c.Paths {
+		if p != PathSwitchboard && p != PathBare {
+			return fmt.Errorf("fanoutbench: unknown path %q (want %s or %s)", p, PathSwitchboard, PathBare)
+		}
+	}
+	for _, b := range c.Baselines {
+		if b != BaselineSmall && b != BaselineReal && b != BaselineCoalesced {
+			return fmt.Errorf("fanoutbench: unknown baseline %q (want %s, %s or %s)", b, BaselineSmall, BaselineReal, BaselineCoalesced)
+		}
+	}
+	for _, r := range c.Rates {
+		if r <= 0 {
+			return fmt.Errorf("fanoutbench: rate %v is not positive", r)
+		}
+	}
+	if len(c.Rates) == 0 && c.SkipMax {
+		return errors.New("fanoutbench: no phase to run: no rates and the closed loop skipped")
+	}
+	return nil
+}
+
+// Report is what a run measured.
+type Report struct {
+	Machine Machine       `json:"machine"`
+	Config  ReportConfig  `json:"config"`
+	Memory  []MemResult   `json:"memory"`
+	Phases  []PhaseResult `json:"phases"`
+	Targets []Target      `json:"targets"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	CPU              string `json:"cpu"`
+	NumCPU           int    `json:"num_cpu"`
+	GOMAXPROCS       int    `json:"gomaxprocs"`
+	GoVersion        string `json:"go_version"`
+	OS               string `json:"os"`
+	FileLimit        uint64 `json:"file_limit"`
+	FileLimitHard    uint64 `json:"file_limit_hard"`
+	ClientsInProcess bool   `json:"clients_in_process"`
+}
+
+// ReportConfig is the part of the Config a reader needs to interpret the figures.
+type ReportConfig struct {
+	Clients    int       `json:"clients"`
+	Channels   int       `json:"channels"`
+	Users      int       `json:"users"`
+	Customers  int       `json:"customers"`
+	Rates      []float64 `json:"rates"`
+	Duration   string    `json:"duration"`
+	Window     int       `json:"window"`
+	Publishers int       `json:"publishers"`
+	Database   string    `json:"database"`
+}
+
+// MemResult is a server's memory with N idle connections, per connection.
+type MemResult struct {
+	Path              string        `json:"path"`
+	Clients           int           `json:"clients"`
+	ConnectTook       time.Duration `json:"connect_took"`
+	HeapStackPerConn  float64       `json:"heap_stack_per_conn"` // bytes: Go heap in use + goroutine stacks, after GC
+	RSSPerConn        float64       `json:"rss_per_conn"`        // bytes: resident set after GC and FreeOSMemory
+	GoroutinesPerConn float64       `json:"goroutines_per_conn"`
+}
+
+// PhaseResult is one phase of one path.
+type PhaseResult struct {
+	Path             string        `json:"path"` // e.g. "switchboard", "bare/1-frame 150 B"
+	Clients          int           `json:"clients"`
+	Mode             string        `json:"mode"` // "rate" or "max"
+	Rate             float64       `json:"rate"` // offered events/s (rate mode)
+	Published        int64         `json:"published"`
+	Delivered        int64         `json:"delivered"`
+	Expected         int64         `json:"expected"`
+	Elapsed          time.Duration `json:"elapsed"`
+	DeliveriesPerSec float64       `json:"deliveries_per_sec"`
+	Commit           Latency       `json:"commit_latency"` // server timestamp (created_at) to client
+	Send             Latency       `json:"send_latency"`   // publisher's send to client
+	CPUPerDelivery   float64       `json:"cpu_per_delivery_us"`
+	ClientCPUPerDel  float64       `json:"client_cpu_per_delivery_us"`
+	ObjectsPerWrite  float64       `json:"objects_per_write"`
+	ObjectBytes      float64       `json:"object_bytes"`
+	PubLag           time.Duration `json:"pub_lag"`
+	OtherLoad        float64       `json:"other_load"` // CPUs' worth used by other processes during the phase
+	Valid            bool          `json:"valid"`
+	Problem          string        `json:"problem,omitempty"`
+}
+
+// Target is one of issue 3's targets and whether this run met it.
+type Target struct {
+	Name   string `json:"name"`
+	Status string `json:"status"` // met, not met, not measured
+	Detail string `json:"detail"`
+}
+
+type driver struct {
+	cfg Config
+	lg  *loadgen
+	rep *Report
+}
+
+// Run runs the benchmark and returns its report. Every phase stops by itself; ctx ends
+// the run early.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg.defaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	soft, hard, err := raiseFileLimit()
+	if err != nil {
+		return nil, fmt.Errorf("fanoutbench: raise the open-file limit: %w", err)
+	}
+	// Each side holds one descriptor per connection, plus a few hundred of its own.
+	if need := uint64(cfg.Clients + 512); soft < need {
+		return nil, fmt.Errorf("fanoutbench: %d clients need an open-file limit of at least %d; the hard limit is %d (raise it with ulimit -Hn)", cfg.Clients, need, hard)
+	}
+	d := &driver{cfg: cfg, rep: &Report{
+		Machine: Machine{
+			CPU: cpuModel(), NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+			GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH,
+			FileLimit: soft, FileLimitHard: hard, ClientsInProcess: len(cfg.Loadgen) == 0,
+		},
+		Config: ReportConfig{
+			Clients: cfg.Clients, Channels: cfg.Channels, Users: cfg.Users, Customers: cfg.Customers,
+			Rates: cfg.Rates, Duration: cfg.Duration.String(), Window: cfg.Window, Publishers: cfg.Publishers,
+			Database: databaseKind(cfg.DatabaseURL),
+		},
+	}}
+	d.logf("machine: %s, %d CPUs (GOMAXPROCS %d), %s, open files %d (hard %d)", d.rep.Machine.CPU,
+		d.rep.Machine.NumCPU, d.rep.Machine.GOMAXPROCS, d.rep.Machine.GoVersion, soft, hard)
+	if d.lg, err = startLoadgen(ctx, cfg.Loadgen, cfg.LoadgenEnv); err != nil {
+		return nil, err
+	}
+	err = d.run(ctx)
+	err = errors.Join(err, d.lg.close())
+	if err != nil {
+		return nil, err
+	}
+	d.rep.Targets = evaluate(d.rep)
+	return d.rep, nil
+}
+
+func (d *driver) logf(format string, args ...any) {
+	fmt.Fprintf(d.cfg.Progress, format+"\n", args...)
+}
+
+func (d *driver) run(ctx context.Context) error {
+	realBytes := d.cfg.RealBytes
+	if slices.Contains(d.cfg.Paths, PathSwitchboard) {
+		measured, err := d.runSwitchboard(ctx)
+		if err != nil {
+			return err
+		}
+		if realBytes <= 0 {
+			realBytes = measured
+		}
+	}
+	if slices.Contains(d.cfg.Paths, PathBare) {
+		if err := d.runBare(ctx, realBytes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runSwitchboard measures a Switchboard node and returns the mean size of its event
+// objects.
+func (d *driver) runSwitchboard(ctx context.Context) (objectBytes int, err error) {
+	d.logf("switchboard: starting a node (%s), %d agents, %d SMS channels", d.rep.Config.Database, d.cfg.Users, d.cfg.Channels)
+	t, err := startSwitchboard(ctx, d.cfg.DatabaseURL, d.cfg.Users, d.cfg.Channels, d.cfg.Logger)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err = errors.Join(err, t.close(sctx))
+	}()
+	if err := d.connect(ctx, PathSwitchboard, t.connectSpec(d.cfg.Clients)); err != nil {
+		return 0, err
+	}
+	defer func() { _, cerr := d.lg.call(request{Op: "close"}); err = errors.Join(err, cerr) }()
+
+	if d.cfg.CPUProfile != "" {
+		f, err := os.Create(d.cfg.CPUProfile)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return 0, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	pub := t.publishSpec(d.cfg.Customers)
+	counters := func() (int64, int64) { return t.counters(ctx) }
+	var bytes, n float64
+	for _, ph := range d.phases() {
+		r, err := d.phase(ctx, PathSwitchboard, ph, pub, counters)
+		if err != nil {
+			return 0, err
+		}
+		if r.Delivered > 0 {
+			bytes += r.ObjectBytes * float64(r.Delivered)
+			n += float64(r.Delivered)
+		}
+	}
+	if n > 0 {
+		objectBytes = int(bytes/n + 0.5)
+	}
+	return objectBytes, nil
+}
+
+func (d *driver) runBare(ctx context.Context, realBytes int) (err error) {
+	d.logf("bare: starting the coder/websocket broadcast server")
+	b, err := startBare()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err = errors.Join(err, b.close(sctx))
+	}()
+	addr := b.ln.Addr().String()
+	if err := d.connect(ctx, PathBare, connectSpec{URL: "ws://" + addr + "/ws", Origin: b.baseURL(), Clients: d.cfg.Clients}); err != nil {
+		return err
+	}
+	defer func() { _, cerr := d.lg.call(request{Op: "close"}); err = errors.Join(err, cerr) }()
+
+	counters := func() (int64, int64) { return b.objects.Load(), b.writes.Load() }
+	for _, variant := range d.cfg.Baselines {
+		size, coalesce, name := realBytes, false, ""
+		switch variant {
+		case BaselineSmall:
+			size, name = d.cfg.SmallBytes, fmt.Sprintf("bare/1-frame %d B", d.cfg.SmallBytes)
+		case BaselineReal:
+			name = fmt.Sprintf("bare/1-frame %d B", realBytes)
+		case BaselineCoalesced:
+			coalesce, name = true, fmt.Sprintf("bare/coalesced %d B", realBytes)
+		}
+		if size <= 0 {
+			d.logf("bare: skipping the %q baseline: no Switchboard object size measured (run the switchboard path or give RealBytes)", variant)
+			continue
+		}
+		b.coalesce.Store(coalesce)
+		pub := publishSpec{Kind: pubBare, URL: b.baseURL() + "/publish", Channels: d.cfg.Channels, Pad: barePad(size)}
+		for _, ph := range d.phases() {
+			if _, err := d.phase(ctx, name, ph, pub, counters); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// connect connects the clients and measures the server's memory per idle connection.
+func (d *driver) connect(ctx context.Context, path string, spec connectSpec) error {
+	spec.Parallel, spec.Verify = d.cfg.Parallel, d.cfg.Verify
+	before := sampleMem()
+	resp, err := d.lg.call(request{Op: "connect", Connect: &spec})
+	if err != nil {
+		return err
+	}
+	// Let the connections settle (handshake garbage, session touches) before measuring.
+	select {
+	case <-time.After(d.cfg.Settle):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	after := sampleMem()
+	n := float64(resp.Connected.Clients)
+	m := MemResult{
+		Path: path, Clients: resp.Connected.Clients, ConnectTook: resp.Connected.Took,
+		HeapStackPerConn:  (float64(after.heapStack) - float64(before.heapStack)) / n,
+		RSSPerConn:        (float64(after.rss) - float64(before.rss)) / n,
+		GoroutinesPerConn: float64(after.goroutines-before.goroutines) / n,
+	}
+	d.rep.Memory = append(d.rep.Memory, m)
+	d.logf("%s: %d clients connected in %v; idle: %.1f KiB heap+stacks, %.1f KiB RSS, %.1f goroutines per connection",
+		path, m.Clients, m.ConnectTook.Round(time.Millisecond), m.HeapStackPerConn/1024, m.RSSPerConn/1024, m.GoroutinesPerConn)
+	return nil
+}
+
+type memSample struct {
+	heapStack, rss uint64
+	goroutines     int
+}
+
+func sampleMem() memSample {
+	runtime.GC()
+	debug.FreeOSMemory() // a second GC, and returns freed pages so RSS means something
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return memSample{heapStack: ms.HeapInuse + ms.StackInuse, rss: rssBytes(), goroutines: runtime.NumGoroutine()}
+}
+
+type phaseDef struct {
+	mode string
+	rate float64
+}
+
+func (d *driver) phases() []phaseDef {
+	var out []phaseDef
+	for _, r := range d.cfg.Rates {
+		out = append(out, phaseDef{modeRate, r})
+	}
+	if !d.cfg.SkipMax {
+		out = append(out, phaseDef{mode: modeMax})
+	}
+	return out
+}
+
+func (d *driver) phase(ctx context.Context, path string, ph phaseDef, pub publishSpec, counters func() (int64, int64)) (*PhaseResult, error) {
+	o0, w0 := counters()
+	cpu0, busy0, wall0 := cpuTime(), machineBusy(), time.Now()
+	resp, err := d.lg.call(request{Op: "run", Run: &runSpec{
+		Mode: ph.mode, Rate: ph.rate, Duration: d.cfg.Duration, Window: d.cfg.Window,
+		Publishers: d.cfg.Publishers, Drain: 15 * time.Second, Pub: pub,
+	}})
+	cpu, busy, wall := cpuTime()-cpu0, machineBusy()-busy0, time.Since(wall0)
+	if err != nil {
+		return nil, err
+	}
+	o1, w1 := counters()
+	res := resp.Result
+	r := &PhaseResult{
+		Path: path, Clients: d.cfg.Clients, Mode: ph.mode, Rate: ph.rate,
+		Published: res.Published, Delivered: res.Delivered, Expected: res.Expected, Elapsed: res.Elapsed,
+		Commit: res.Commit, Send: res.Send, PubLag: res.PubLag,
+	}
+	if res.Elapsed > 0 {
+		r.DeliveriesPerSec = float64(res.Delivered) / res.Elapsed.Seconds()
+	}
+	if res.Delivered > 0 {
+		r.CPUPerDelivery = float64(cpu.Nanoseconds()) / 1e3 / float64(res.Delivered)
+		r.ClientCPUPerDel = float64(res.ClientCPU.Nanoseconds()) / 1e3 / float64(res.Delivered)
+		r.ObjectBytes = float64(res.Bytes) / float64(res.Delivered)
+	}
+	if busy > 0 {
+		r.OtherLoad = max(0, (busy-cpu-res.ClientCPU).Seconds()/wall.Seconds())
+	}
+	if w1 > w0 {
+		r.ObjectsPerWrite = float64(o1-o0) / float64(w1-w0)
+	}
+	var problems []string
+	if res.Published == 0 {
+		problems = append(problems, "nothing published")
+	}
+	if res.PubFailed > 0 {
+		problems = append(problems, fmt.Sprintf("%d publishes failed", res.PubFailed))
+	}
+	if res.Incomplete > 0 {
+		problems = append(problems, fmt.Sprintf("%d clients missed events (%d of %d delivered)", res.Incomplete, res.Delivered, res.Expected))
+	}
+	if res.Delivered != res.Expected {
+		problems = append(problems, fmt.Sprintf("delivered %d; want %d", res.Delivered, res.Expected))
+	}
+	if res.Disconnects > 0 {
+		problems = append(problems, fmt.Sprintf("%d clients disconnected", res.Disconnects))
+	}
+	if res.Errors > 0 {
+		problems = append(problems, fmt.Sprintf("%d errors, e.g. %s", res.Errors, res.FirstError))
+	}
+	r.Valid = len(problems) == 0
+	r.Problem = strings.Join(problems, "; ")
+	d.rep.Phases = append(d.rep.Phases, *r)
+	d.logf("%s", r.line())
+	if !r.Valid {
+		d.logf("  INVALID: %s", r.Problem)
+	}
+	return r, nil
+}
+
+func (r *PhaseResult) modeLabel() string {
+	if r.Mode == modeMax {
+		return "max"
+	}
+	return fmt.Sprintf("%g ev/s", r.Rate)
+}
+
+func (r *PhaseResult) line() string {
+	return fmt.Sprintf("%-24s %-9s %7.0f deliveries/s  p50 %v p99 %v p999 %v  CPU/delivery %.2f µs server, %.2f µs clients  %.1f objects/write  %.0f B/object  other load %.2f CPUs",
+		r.Path, r.modeLabel(), r.DeliveriesPerSec, ms(r.Commit.P50), ms(r.Commit.P99), ms(r.Commit.P999),
+		r.CPUPerDelivery, r.ClientCPUPerDel, r.ObjectsPerWrite, r.ObjectBytes, r.OtherLoad)
+}
+
+// ms rounds a latency for display.
+func ms(d time.Duration) string {
+	switch {
+	case d >= 100*time.Millisecond:
+		return d.Round(time.Millisecond).String()
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond).String()
+	default:
+		return d.Round(time.Microsecond).String()
+	}
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
+
+func databaseKind(u string) string {
+	switch {
+	case u == "":
+		return "SQLite (temporary file)"
+	case strings.HasPrefix(u, "postgres"):
+		return "PostgreSQL"
+	case strings.HasPrefix(u, "sqlite:"):
+		return "SQLite (" + strings.TrimPrefix(u, "sqlite:") + ")"
+	}
+	return "unknown"
+}

@@ -1,0 +1,200 @@
+package fanoutbench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// find returns the phase of path in mode (and rate, for rate mode), or nil.
+func (r *Report) find(path, mode string, rate float64) *PhaseResult {
+	for i := range r.Phases {
+		p := &r.Phases[i]
+		if p.Path == path && p.Mode == mode && (mode == modeMax || p.Rate == rate) {
+			return p
+		}
+	}
+	return nil
+}
+
+func (r *Report) memory(path string) *MemResult {
+	for i := range r.Memory {
+		if r.Memory[i].Path == path {
+			return &r.Memory[i]
+		}
+	}
+	return nil
+}
+
+// baselines lists the bare paths present, small one-frame first.
+func (r *Report) baselines() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, p := range r.Phases {
+		if strings.HasPrefix(p.Path, PathBare+"/") && !seen[p.Path] {
+			seen[p.Path] = true
+			out = append(out, p.Path)
+		}
+	}
+	return out
+}
+
+// oneFrameSmall is the issue's baseline: one frame per message, the small objects.
+func (r *Report) oneFrameSmall() string {
+	for _, b := range r.baselines() {
+		if strings.HasPrefix(b, "bare/1-frame") {
+			return b
+		}
+	}
+	return ""
+}
+
+// evaluate checks the run against issue 3's targets.
+func evaluate(r *Report) []Target {
+	var out []Target
+	base := r.oneFrameSmall()
+
+	t := Target{Name: "throughput at 1,000 subscribers ≥ bare one-frame-per-message baseline", Status: "not measured"}
+	sb, bare := r.find(PathSwitchboard, modeMax, 0), r.find(base, modeMax, 0)
+	if sb != nil && bare != nil {
+		ratio := sb.DeliveriesPerSec / bare.DeliveriesPerSec
+		t.Detail = fmt.Sprintf("%.0f vs %.0f deliveries/s (%.2f×) at %d clients", sb.DeliveriesPerSec, bare.DeliveriesPerSec, ratio, sb.Clients)
+		switch {
+		case !sb.Valid || !bare.Valid:
+			t.Detail += "; a phase was invalid"
+		case sb.Clients != 1000:
+			t.Status = "not measured"
+			t.Detail += " (the target is set at 1,000 clients)"
+		case ratio >= 1:
+			t.Status = "met"
+		default:
+			t.Status = "not met"
+		}
+	}
+	out = append(out, t)
+
+	t = Target{Name: "p99 commit-to-client < 50 ms with 10,000 connections at 1,000 deliveries/s (one node)", Status: "not measured"}
+	var details []string
+	for _, p := range r.Phases {
+		if p.Path != PathSwitchboard || p.Mode != modeRate {
+			continue
+		}
+		offered := p.Rate * float64(p.Clients)
+		details = append(details, fmt.Sprintf("p99 %v at %.0f deliveries/s, %d clients", ms(p.Commit.P99), offered, p.Clients))
+		if p.Clients < 10000 || offered < 1000 || !p.Valid {
+			continue
+		}
+		if p.Commit.P99 < 50*time.Millisecond {
+			t.Status = "met"
+		} else if t.Status != "met" {
+			t.Status = "not met"
+		}
+	}
+	t.Detail = strings.Join(details, "; ")
+	out = append(out, t)
+
+	t = Target{Name: "server memory per idle connection ≤ 1.25× the bare baseline's", Status: "not measured"}
+	if ms, mb := r.memory(PathSwitchboard), r.memory(PathBare); ms != nil && mb != nil && mb.HeapStackPerConn > 0 {
+		ratio := ms.HeapStackPerConn / mb.HeapStackPerConn
+		t.Detail = fmt.Sprintf("%.1f vs %.1f KiB heap+stacks (%.2f×); RSS %.1f vs %.1f KiB", ms.HeapStackPerConn/1024,
+			mb.HeapStackPerConn/1024, ratio, ms.RSSPerConn/1024, mb.RSSPerConn/1024)
+		if r.Machine.ClientsInProcess {
+			t.Detail += "; clients ran in the server's process, so these include theirs"
+		} else if ratio <= 1.25 {
+			t.Status = "met"
+		} else {
+			t.Status = "not met"
+		}
+	}
+	out = append(out, t)
+
+	out = append(out,
+		Target{Name: "p99 < 100 ms across two nodes over Redis", Status: "not measured", Detail: "two-node phase not built yet (the Redis bus is in progress)"},
+		Target{Name: "10,000 clients reconnecting at once all resumed within 30 s", Status: "not measured", Detail: "not part of this benchmark yet"},
+	)
+	return out
+}
+
+// WriteTable prints the results, the ratios against the baselines and the targets.
+func (r *Report) WriteTable(w io.Writer) error {
+	m := r.Machine
+	fmt.Fprintf(w, "Machine: %s, %d CPUs (GOMAXPROCS %d), %s, %s; open files %d (hard %d)\n", m.CPU, m.NumCPU, m.GOMAXPROCS, m.GoVersion, m.OS, m.FileLimit, m.FileLimitHard)
+	c := r.Config
+	fmt.Fprintf(w, "Run: %d clients, %d SMS channels, %d agents, %d senders per channel, %s per phase, closed-loop window %d events with %d publishers; Switchboard on %s\n",
+		c.Clients, c.Channels, c.Users, c.Customers, c.Duration, c.Window, c.Publishers, c.Database)
+	if m.ClientsInProcess {
+		fmt.Fprintln(w, "Clients ran in the server's process: CPU and memory figures include the clients'.")
+	}
+	fmt.Fprintln(w)
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "path\tclients\tload\tdeliveries/s\tp50\tp99\tp999\tmax\tCPU µs/delivery\tobjects/write\tB/object\tidle KiB/conn (heap+stacks | RSS)\tother load (CPUs)\tvalid\t")
+	for _, p := range r.Phases {
+		mem := "-"
+		kind := PathBare
+		if p.Path == PathSwitchboard {
+			kind = PathSwitchboard
+		}
+		if mr := r.memory(kind); mr != nil {
+			mem = fmt.Sprintf("%.1f | %.1f", mr.HeapStackPerConn/1024, mr.RSSPerConn/1024)
+		}
+		valid := "yes"
+		if !p.Valid {
+			valid = "NO"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%s\t%s\t%s\t%s\t%.2f\t%.1f\t%.0f\t%s\t%.2f\t%s\t\n", p.Path, p.Clients, p.modeLabel(),
+			p.DeliveriesPerSec, ms(p.Commit.P50), ms(p.Commit.P99), ms(p.Commit.P999), ms(p.Commit.Max),
+			p.CPUPerDelivery, p.ObjectsPerWrite, p.ObjectBytes, mem, p.OtherLoad, valid)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "Other load: CPUs' worth used by other processes on the machine during the phase (/proc/stat minus this run's two processes); above ~0.2 the latency and throughput figures are disturbed.")
+	fmt.Fprintln(w, "Latency: commit→client, from the created_at the server writes (Switchboard: inside the webhook's transaction, just before commit; bare: at publish) to the client's read.")
+	for _, p := range r.Phases {
+		if !p.Valid {
+			fmt.Fprintf(w, "INVALID %s %s: %s\n", p.Path, p.modeLabel(), p.Problem)
+		}
+	}
+
+	if r.find(PathSwitchboard, modeMax, 0) != nil || len(r.Phases) > 0 {
+		fmt.Fprintln(w, "\nSwitchboard / baseline:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "baseline\tload\tdeliveries/s\tp99\tCPU/delivery\tidle heap+stacks/conn\t")
+		for _, b := range r.baselines() {
+			for _, ph := range r.Phases {
+				if ph.Path != PathSwitchboard {
+					continue
+				}
+				o := r.find(b, ph.Mode, ph.Rate)
+				if o == nil {
+					continue
+				}
+				mem := "-"
+				if ms, mb := r.memory(PathSwitchboard), r.memory(PathBare); ms != nil && mb != nil && mb.HeapStackPerConn > 0 {
+					mem = fmt.Sprintf("%.2f×", ms.HeapStackPerConn/mb.HeapStackPerConn)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", b, ph.modeLabel(), ratio(ph.DeliveriesPerSec, o.DeliveriesPerSec),
+					ratio(float64(ph.Commit.P99), float64(o.Commit.P99)), ratio(ph.CPUPerDelivery, o.CPUPerDelivery), mem)
+			}
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+
+	fmt.Fprintln(w, "\nIssue 3 targets:")
+	for _, t := range r.Targets {
+		fmt.Fprintf(w, "  [%s] %s: %s\n", t.Status, t.Name, t.Detail)
+	}
+	return nil
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
