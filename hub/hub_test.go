@@ -417,3 +417,19 @@ func TestSubscribeToAnIssueTopic(t *testing.T) {
 		_ = hello
 	})
 }
+
+func TestOversizedClientFrameClosesWithMessageTooBig(t *testing.T) {
+	r := newRig(t, storetest.Open(t, store.SQLite), hub.Config{ReadLimit: 1024})
+	c := r.dial("topics=channel:1")
+	c.next()
+	c.ws.Write(context.Background(), websocket.MessageText, []byte(`{"type":"ping","pad":"`+strings.Repeat("x", 2048)+`"}`))
+	for {
+		m := <-c.in
+		if m["type"] == "closed" {
+			if m["code"] != float64(websocket.StatusMessageTooBig) {
+				t.Fatalf("got %v; want close 1009", m)
+			}
+			return
+		}
+	}
+}

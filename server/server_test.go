@@ -593,3 +593,58 @@ func TestIssueViewFollowsTheIssueTopic(t *testing.T) {
 		t.Errorf("someone else's user topic: got %v; want a refusal", m)
 	}
 }
+
+func TestOwnMessagesAreNotUnread(t *testing.T) {
+	e := start(t, store.SQLite)
+	alice := e.agent("alice", accounts.RoleAgent)
+	bob := e.agent("bob", accounts.RoleAgent)
+	users, _ := e.s.Accounts.Users(context.Background())
+	var ids []int64
+	for _, u := range users {
+		ids = append(ids, u.ID)
+	}
+	ch, err := e.s.Channels.CreateTeam(context.Background(), "Team", ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp := e.do(alice, "POST", fmt.Sprintf("/api/channels/%d/messages", ch.ID), map[string]string{"body": "hello <team>"}); resp.StatusCode != 201 {
+		t.Fatalf("post: %d %s", resp.StatusCode, body(resp))
+	}
+	unread := func(c *http.Client) int64 {
+		var chs struct {
+			Channels []struct {
+				ID     int64 `json:"id"`
+				Unread int64 `json:"unread"`
+			} `json:"channels"`
+		}
+		e.getJSON(c, "/api/channels", &chs)
+		for _, x := range chs.Channels {
+			if x.ID == ch.ID {
+				return x.Unread
+			}
+		}
+		t.Fatalf("team channel missing")
+		return -1
+	}
+	if n := unread(alice); n != 0 {
+		t.Errorf("author's unread = %d; want 0", n)
+	}
+	if n := unread(bob); n != 1 {
+		t.Errorf("bob's unread = %d; want 1", n)
+	}
+	// SMS feeds are read-only for agents.
+	var chs struct {
+		Channels []struct {
+			ID   int64  `json:"id"`
+			Kind string `json:"kind"`
+		} `json:"channels"`
+	}
+	e.getJSON(alice, "/api/channels", &chs)
+	for _, x := range chs.Channels {
+		if x.Kind == "sms" {
+			if resp := e.do(alice, "POST", fmt.Sprintf("/api/channels/%d/messages", x.ID), map[string]string{"body": "x"}); resp.StatusCode != 403 {
+				t.Errorf("post into SMS feed: got %d; want 403", resp.StatusCode)
+			}
+		}
+	}
+}
