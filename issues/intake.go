@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,11 +26,17 @@ type Inbound struct {
 	Subject    string
 	Body       string // stored byte for byte
 	ReceivedAt time.Time
+	// Email threading: the Message-IDs this mail answers. A match on any of them (our
+	// replies' ids or the customer's earlier mails') attaches it to that issue.
+	InReplyTo  string
+	References []string
 }
 
 // Intake reasons: why a message was attached where it was, kept in the activity log.
 const (
 	ReasonNew         = "new_issue"
+	ReasonThread      = "thread_header" // In-Reply-To or References named a message of the issue
+	ReasonToken       = "subject_token" // the subject carried [#id]
 	ReasonOpenIssue   = "open_issue"
 	ReasonReopened    = "reopened"
 	ReasonAfterClosed = "new_after_closed"
@@ -88,12 +96,21 @@ func (s *Service) intake(ctx context.Context, tx *store.Tx, in Inbound) (*Intake
 	}
 
 	res := &IntakeResult{}
+	target, why, err := s.match(ctx, tx, in, cu.ID)
+	if err != nil {
+		return nil, err
+	}
 	var latest struct {
 		id     int64
 		status Status
 	}
-	err = tx.QueryRowContext(ctx, `SELECT id, status FROM issues WHERE customer_id = $1
-		ORDER BY CASE WHEN status IN ('open', 'in_progress') THEN 0 ELSE 1 END, id DESC LIMIT 1`, cu.ID).Scan(&latest.id, &latest.status)
+	if target != 0 {
+		latest.id = target
+		err = tx.QueryRowContext(ctx, `SELECT status FROM issues WHERE id = $1`, target).Scan(&latest.status)
+	} else {
+		err = tx.QueryRowContext(ctx, `SELECT id, status FROM issues WHERE customer_id = $1
+			ORDER BY CASE WHEN status IN ('open', 'in_progress') THEN 0 ELSE 1 END, id DESC LIMIT 1`, cu.ID).Scan(&latest.id, &latest.status)
+	}
 	switch {
 	case errors.Is(store.Err(err), store.ErrNotFound):
 		res.Reason = ReasonNew
@@ -101,6 +118,9 @@ func (s *Service) intake(ctx context.Context, tx *store.Tx, in Inbound) (*Intake
 		return nil, err
 	case latest.status == Open || latest.status == InProgress:
 		res.IssueID, res.Reason = latest.id, ReasonOpenIssue
+		if why != "" {
+			res.Reason = why
+		}
 	case latest.status == Resolved:
 		res.IssueID, res.Reason = latest.id, ReasonReopened
 	default:
@@ -145,6 +165,9 @@ func (s *Service) intake(ctx context.Context, tx *store.Tx, in Inbound) (*Intake
 		return nil, err
 	}
 	details := map[string]any{"reason": res.Reason, "comment_id": res.CommentID, "channel_id": in.ChannelID}
+	if why != "" && res.Reason != why {
+		details["matched_by"] = why // a thread match on a resolved or closed issue
+	}
 	if linked != nil {
 		details["linked_issue_id"] = *linked
 	}
@@ -183,6 +206,51 @@ func (s *Service) intake(ctx context.Context, tx *store.Tx, in Inbound) (*Intake
 		return nil, err
 	}
 	return res, nil
+}
+
+// tokenRE finds a "[#123]" issue token in a subject.
+var tokenRE = regexp.MustCompile(`\[#([0-9]{1,18})\]`)
+
+// match finds the issue an email answers: by its thread headers, then by a [#id] subject
+// token. Only the customer's own issues match, so a forged header or token cannot attach
+// a message to someone else's conversation. It returns 0 when nothing matches.
+func (s *Service) match(ctx context.Context, tx *store.Tx, in Inbound, customerID int64) (int64, string, error) {
+	ids := make([]string, 0, 1+len(in.References))
+	if in.InReplyTo != "" {
+		ids = append(ids, in.InReplyTo)
+	}
+	// The nearest ancestors are last in References: try them first.
+	for i := len(in.References) - 1; i >= 0 && len(ids) < 20; i-- {
+		if r := in.References[i]; r != "" && r != in.InReplyTo {
+			ids = append(ids, r)
+		}
+	}
+	for _, id := range ids {
+		var issueID int64
+		err := tx.QueryRowContext(ctx, `SELECT c.issue_id FROM comments c JOIN issues i ON i.id = c.issue_id
+			WHERE c.external_id = $1 AND i.customer_id = $2 ORDER BY c.id DESC LIMIT 1`, id, customerID).Scan(&issueID)
+		if err == nil {
+			return issueID, ReasonThread, nil
+		}
+		if !errors.Is(store.Err(err), store.ErrNotFound) {
+			return 0, "", err
+		}
+	}
+	for _, m := range tokenRE.FindAllStringSubmatch(in.Subject, 3) {
+		id, err := strconv.ParseInt(m[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		var owner int64
+		err = tx.QueryRowContext(ctx, `SELECT customer_id FROM issues WHERE id = $1`, id).Scan(&owner)
+		if err == nil && owner == customerID {
+			return id, ReasonToken, nil
+		}
+		if err != nil && !errors.Is(store.Err(err), store.ErrNotFound) {
+			return 0, "", err
+		}
+	}
+	return 0, "", nil
 }
 
 // upsertCustomer finds the customer by phone or (case-insensitive) email, creating them
