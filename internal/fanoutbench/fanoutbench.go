@@ -32,6 +32,9 @@ import (
 const (
 	PathSwitchboard = "switchboard"
 	PathBare        = "bare"
+	PathRedis       = "redis" // two Switchboard nodes on one database and one Redis
+
+	labelRedis = "switchboard/2 nodes"
 
 	BaselineSmall     = "small"     // one WebSocket message per event, ~SmallBytes objects
 	BaselineReal      = "real"      // one message per event, objects the size of Switchboard's
@@ -49,7 +52,7 @@ type Config struct {
 	SkipMax    bool          // skip the closed-loop throughput phase
 	Window     int           // closed loop: events published beyond what every client has; default 100
 	Publishers int           // concurrent publishers in the closed loop; default 4
-	Paths      []string      // PathSwitchboard, PathBare; default both
+	Paths      []string      // PathSwitchboard, PathBare, PathRedis; default the first two, and PathRedis with RedisURL
 	Baselines  []string      // bare variants; default all three
 	SmallBytes int           // size of the small baseline's objects; default 150
 	RealBytes  int           // size of the "real" baseline objects; default: measured on Switchboard
@@ -58,11 +61,19 @@ type Config struct {
 
 	// DatabaseURL is Switchboard's database; default a SQLite file in a temporary directory.
 	DatabaseURL string
+	// RedisURL is the Redis of the two-node path (PathRedis); both nodes run in this
+	// process, share DatabaseURL (PostgreSQL in a real cluster) and use a fresh key prefix.
+	RedisURL string
+	// RedisPrefix starts the two-node path's Redis keys; default a fresh one per run.
+	RedisPrefix string
 	// Verify decodes every object in full and cross-checks the fast parser (slower clients).
 	Verify bool
 	// CPUProfile, when set, is written with the driver's CPU profile over the
 	// Switchboard phases.
 	CPUProfile string
+	// MemProfile, when set, is written with the driver's heap profile once the Switchboard
+	// clients are connected and idle.
+	MemProfile string
 	// Loadgen is the argv of the load generator process (which runs ServeLoad on its
 	// stdin and stdout); empty runs it in this process, whose CPU and memory figures then
 	// include the clients'.
@@ -102,6 +113,9 @@ func (c *Config) defaults() {
 	}
 	if len(c.Paths) == 0 {
 		c.Paths = []string{PathSwitchboard, PathBare}
+		if c.RedisURL != "" {
+			c.Paths = append(c.Paths, PathRedis)
+		}
 	}
 	if len(c.Baselines) == 0 {
 		c.Baselines = []string{BaselineSmall, BaselineReal, BaselineCoalesced}
@@ -125,8 +139,17 @@ func (c *Config) defaults() {
 
 func (c *Config) validate() error {
 	for _, p := range c.Paths {
-		if p != PathSwitchboard && p != PathBare {
-			return fmt.Errorf("fanoutbench: unknown path %q (want %s or %s)", p, PathSwitchboard, PathBare)
+		switch p {
+		case PathSwitchboard, PathBare:
+		case PathRedis:
+			if c.RedisURL == "" {
+				return errors.New("fanoutbench: the two-node path needs a Redis URL")
+			}
+			if err := loopback(c.RedisURL); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("fanoutbench: unknown path %q (want %s, %s or %s)", p, PathSwitchboard, PathBare, PathRedis)
 		}
 	}
 	for _, b := range c.Baselines {
@@ -185,6 +208,7 @@ type MemResult struct {
 	Clients           int           `json:"clients"`
 	ConnectTook       time.Duration `json:"connect_took"`
 	HeapStackPerConn  float64       `json:"heap_stack_per_conn"` // bytes: Go heap in use + goroutine stacks, after GC
+	StackPerConn      float64       `json:"stack_per_conn"`      // bytes: the goroutine stacks' part
 	RSSPerConn        float64       `json:"rss_per_conn"`        // bytes: resident set after GC and FreeOSMemory
 	GoroutinesPerConn float64       `json:"goroutines_per_conn"`
 }
@@ -200,14 +224,16 @@ type PhaseResult struct {
 	Expected         int64         `json:"expected"`
 	Elapsed          time.Duration `json:"elapsed"`
 	DeliveriesPerSec float64       `json:"deliveries_per_sec"`
-	Commit           Latency       `json:"commit_latency"` // server timestamp (created_at) to client
-	Send             Latency       `json:"send_latency"`   // publisher's send to client
+	Commit           Latency       `json:"commit_latency"`                   // server timestamp (created_at) to client
+	CommitByNode     []Latency     `json:"commit_latency_by_node,omitempty"` // several nodes: per node the clients are on (webhooks go to the first)
+	Send             Latency       `json:"send_latency"`                     // publisher's send to client
 	CPUPerDelivery   float64       `json:"cpu_per_delivery_us"`
 	ClientCPUPerDel  float64       `json:"client_cpu_per_delivery_us"`
 	ObjectsPerWrite  float64       `json:"objects_per_write"`
 	ObjectBytes      float64       `json:"object_bytes"`
 	PubLag           time.Duration `json:"pub_lag"`
-	OtherLoad        float64       `json:"other_load"` // CPUs' worth used by other processes during the phase
+	OtherLoad        float64       `json:"other_load"`      // CPUs' worth used by other processes during the phase
+	PresenceFrames   int64         `json:"presence_frames"` // presence frames the clients got during the phase
 	Valid            bool          `json:"valid"`
 	Problem          string        `json:"problem,omitempty"`
 }
@@ -254,6 +280,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}}
 	d.logf("machine: %s, %d CPUs (GOMAXPROCS %d), %s, open files %d (hard %d)", d.rep.Machine.CPU,
 		d.rep.Machine.NumCPU, d.rep.Machine.GOMAXPROCS, d.rep.Machine.GoVersion, soft, hard)
+	if cfg.MemProfile != "" {
+		runtime.MemProfileRate = 1 // every allocation: the per-connection structures are small
+	}
 	if d.lg, err = startLoadgen(ctx, cfg.Loadgen, cfg.LoadgenEnv); err != nil {
 		return nil, err
 	}
@@ -273,7 +302,7 @@ func (d *driver) logf(format string, args ...any) {
 func (d *driver) run(ctx context.Context) error {
 	realBytes := d.cfg.RealBytes
 	if slices.Contains(d.cfg.Paths, PathSwitchboard) {
-		measured, err := d.runSwitchboard(ctx)
+		measured, err := d.runSwitchboard(ctx, PathSwitchboard, 1, "")
 		if err != nil {
 			return err
 		}
@@ -286,14 +315,20 @@ func (d *driver) run(ctx context.Context) error {
 			return err
 		}
 	}
+	if slices.Contains(d.cfg.Paths, PathRedis) {
+		if _, err := d.runSwitchboard(ctx, labelRedis, 2, d.cfg.RedisURL); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
-// runSwitchboard measures a Switchboard node and returns the mean size of its event
-// objects.
-func (d *driver) runSwitchboard(ctx context.Context) (objectBytes int, err error) {
-	d.logf("switchboard: starting a node (%s), %d agents, %d SMS channels", d.rep.Config.Database, d.cfg.Users, d.cfg.Channels)
-	t, err := startSwitchboard(ctx, d.cfg.DatabaseURL, d.cfg.Users, d.cfg.Channels, d.cfg.Logger)
+// runSwitchboard measures Switchboard on nodes nodes (two or more need Redis) and returns
+// the mean size of its event objects. Clients spread over the nodes; webhooks go to the
+// first.
+func (d *driver) runSwitchboard(ctx context.Context, label string, nodes int, redisURL string) (objectBytes int, err error) {
+	d.logf("%s: starting %d node(s) (%s), %d agents, %d SMS channels", label, nodes, d.rep.Config.Database, d.cfg.Users, d.cfg.Channels)
+	t, err := startSwitchboard(ctx, d.cfg.DatabaseURL, redisURL, d.cfg.RedisPrefix, nodes, d.cfg.Users, d.cfg.Channels, d.cfg.Logger)
 	if err != nil {
 		return 0, err
 	}
@@ -302,12 +337,17 @@ func (d *driver) runSwitchboard(ctx context.Context) (objectBytes int, err error
 		defer cancel()
 		err = errors.Join(err, t.close(sctx))
 	}()
-	if err := d.connect(ctx, PathSwitchboard, t.connectSpec(d.cfg.Clients)); err != nil {
+	if err := d.connect(ctx, label, t.connectSpec(d.cfg.Clients)); err != nil {
 		return 0, err
 	}
 	defer func() { _, cerr := d.lg.call(request{Op: "close"}); err = errors.Join(err, cerr) }()
+	if d.cfg.MemProfile != "" && nodes == 1 {
+		if err := writeHeapProfile(d.cfg.MemProfile); err != nil {
+			return 0, err
+		}
+	}
 
-	if d.cfg.CPUProfile != "" {
+	if d.cfg.CPUProfile != "" && nodes == 1 {
 		f, err := os.Create(d.cfg.CPUProfile)
 		if err != nil {
 			return 0, err
@@ -322,7 +362,7 @@ func (d *driver) runSwitchboard(ctx context.Context) (objectBytes int, err error
 	counters := func() (int64, int64) { return t.counters(ctx) }
 	var bytes, n float64
 	for _, ph := range d.phases() {
-		r, err := d.phase(ctx, PathSwitchboard, ph, pub, counters)
+		r, err := d.phase(ctx, label, ph, pub, counters)
 		if err != nil {
 			return 0, err
 		}
@@ -349,7 +389,7 @@ func (d *driver) runBare(ctx context.Context, realBytes int) (err error) {
 		err = errors.Join(err, b.close(sctx))
 	}()
 	addr := b.ln.Addr().String()
-	if err := d.connect(ctx, PathBare, connectSpec{URL: "ws://" + addr + "/ws", Origin: b.baseURL(), Clients: d.cfg.Clients}); err != nil {
+	if err := d.connect(ctx, PathBare, connectSpec{URLs: []string{"ws://" + addr + "/ws"}, Origins: []string{b.baseURL()}, Clients: d.cfg.Clients}); err != nil {
 		return err
 	}
 	defer func() { _, cerr := d.lg.call(request{Op: "close"}); err = errors.Join(err, cerr) }()
@@ -399,18 +439,28 @@ func (d *driver) connect(ctx context.Context, path string, spec connectSpec) err
 	m := MemResult{
 		Path: path, Clients: resp.Connected.Clients, ConnectTook: resp.Connected.Took,
 		HeapStackPerConn:  (float64(after.heapStack) - float64(before.heapStack)) / n,
+		StackPerConn:      (float64(after.stack) - float64(before.stack)) / n,
 		RSSPerConn:        (float64(after.rss) - float64(before.rss)) / n,
 		GoroutinesPerConn: float64(after.goroutines-before.goroutines) / n,
 	}
 	d.rep.Memory = append(d.rep.Memory, m)
-	d.logf("%s: %d clients connected in %v; idle: %.1f KiB heap+stacks, %.1f KiB RSS, %.1f goroutines per connection",
-		path, m.Clients, m.ConnectTook.Round(time.Millisecond), m.HeapStackPerConn/1024, m.RSSPerConn/1024, m.GoroutinesPerConn)
+	d.logf("%s: %d clients connected in %v; idle: %.1f KiB heap+stacks (%.1f KiB stacks), %.1f KiB RSS, %.1f goroutines per connection",
+		path, m.Clients, m.ConnectTook.Round(time.Millisecond), m.HeapStackPerConn/1024, m.StackPerConn/1024, m.RSSPerConn/1024, m.GoroutinesPerConn)
 	return nil
 }
 
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	return errors.Join(pprof.WriteHeapProfile(f), f.Close())
+}
+
 type memSample struct {
-	heapStack, rss uint64
-	goroutines     int
+	heapStack, stack, rss uint64
+	goroutines            int
 }
 
 func sampleMem() memSample {
@@ -418,7 +468,7 @@ func sampleMem() memSample {
 	debug.FreeOSMemory() // a second GC, and returns freed pages so RSS means something
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return memSample{heapStack: ms.HeapInuse + ms.StackInuse, rss: rssBytes(), goroutines: runtime.NumGoroutine()}
+	return memSample{heapStack: ms.HeapInuse + ms.StackInuse, stack: ms.StackInuse, rss: rssBytes(), goroutines: runtime.NumGoroutine()}
 }
 
 type phaseDef struct {
@@ -453,7 +503,7 @@ func (d *driver) phase(ctx context.Context, path string, ph phaseDef, pub publis
 	r := &PhaseResult{
 		Path: path, Clients: d.cfg.Clients, Mode: ph.mode, Rate: ph.rate,
 		Published: res.Published, Delivered: res.Delivered, Expected: res.Expected, Elapsed: res.Elapsed,
-		Commit: res.Commit, Send: res.Send, PubLag: res.PubLag,
+		Commit: res.Commit, CommitByNode: res.GroupCommit, Send: res.Send, PubLag: res.PubLag, PresenceFrames: res.Presence,
 	}
 	if res.Elapsed > 0 {
 		r.DeliveriesPerSec = float64(res.Delivered) / res.Elapsed.Seconds()
@@ -492,6 +542,9 @@ func (d *driver) phase(ctx context.Context, path string, ph phaseDef, pub publis
 	r.Problem = strings.Join(problems, "; ")
 	d.rep.Phases = append(d.rep.Phases, *r)
 	d.logf("%s", r.line())
+	for i, l := range r.CommitByNode {
+		d.logf("  clients on node %d: p50 %v p99 %v p999 %v", i+1, ms(l.P50), ms(l.P99), ms(l.P999))
+	}
 	if !r.Valid {
 		d.logf("  INVALID: %s", r.Problem)
 	}

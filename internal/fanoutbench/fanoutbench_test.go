@@ -8,6 +8,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchboard-hq/switchboard/internal/redistest"
+	"github.com/switchboard-hq/switchboard/internal/storetest"
+	"github.com/switchboard-hq/switchboard/store"
 )
 
 // loadgenEnv makes the test binary a load generator, so the test runs the benchmark the
@@ -35,6 +39,41 @@ func (w testWriter) Write(p []byte) (int, error) {
 // TestFanoutTinyScale runs the whole benchmark at a tiny scale: every path delivers
 // every event to every client exactly once, in order, and the figures are sane.
 func TestFanoutTinyScale(t *testing.T) {
+	rep := runTiny(t, Config{})
+	// One Switchboard path and three baselines, each a fixed-rate and a closed-loop phase.
+	if got, want := len(rep.Phases), 8; got != want {
+		t.Fatalf("got %d phases; want %d", got, want)
+	}
+	if got := rep.Phases[2].ObjectBytes; got < 140 || got > 160 {
+		t.Errorf("small baseline objects are %.0f B; want about 150", got)
+	}
+	if len(rep.Memory) != 2 {
+		t.Fatalf("got %d memory results; want 2", len(rep.Memory))
+	}
+}
+
+// TestFanoutTwoNodes runs the two-node path: PostgreSQL, Redis, clients on both nodes.
+func TestFanoutTwoNodes(t *testing.T) {
+	rep := runTiny(t, Config{
+		Paths: []string{PathRedis}, DatabaseURL: storetest.URL(t, store.Postgres),
+		RedisURL: redistest.URL(t), RedisPrefix: redistest.Prefix(t),
+	})
+	if got, want := len(rep.Phases), 2; got != want {
+		t.Fatalf("got %d phases; want %d", got, want)
+	}
+	for _, p := range rep.Phases {
+		if len(p.CommitByNode) != 2 || p.CommitByNode[1].Samples != p.Commit.Samples/2 {
+			t.Errorf("%s: latency by node %+v; want half the %d samples on each of two nodes", p.modeLabel(), p.CommitByNode, p.Commit.Samples)
+		}
+	}
+}
+
+const tinyClients, tinyRate = 20, 40
+
+// runTiny runs cfg at a tiny scale with the clients in a child process and checks every
+// phase.
+func runTiny(t *testing.T, cfg Config) *Report {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts servers and a child process")
 	}
@@ -42,15 +81,14 @@ func TestFanoutTinyScale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const clients, rate = 20, 40
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rep, err := Run(ctx, Config{
-		Clients: clients, Users: 3, Channels: 2, Customers: 5,
-		Rates: []float64{rate}, Duration: 500 * time.Millisecond, Window: 20, Publishers: 2,
-		Settle: 200 * time.Millisecond, Verify: true, Loadgen: []string{exe}, LoadgenEnv: []string{loadgenEnv + "=1"},
-		Progress: testWriter{t},
-	})
+	cfg.Clients, cfg.Users, cfg.Channels, cfg.Customers = tinyClients, 3, 2, 5
+	cfg.Rates, cfg.Duration, cfg.Window, cfg.Publishers = []float64{tinyRate}, 500*time.Millisecond, 20, 2
+	cfg.Settle, cfg.Verify = 200*time.Millisecond, true
+	cfg.Loadgen, cfg.LoadgenEnv = []string{exe}, []string{loadgenEnv + "=1"}
+	cfg.Progress = testWriter{t}
+	rep, err := Run(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,22 +97,17 @@ func TestFanoutTinyScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log("\n" + out.String())
-
-	// One Switchboard path and three baselines, each a fixed-rate and a closed-loop phase.
-	if got, want := len(rep.Phases), 8; got != want {
-		t.Fatalf("got %d phases; want %d", got, want)
-	}
 	for _, p := range rep.Phases {
 		name := p.Path + " " + p.modeLabel()
 		if !p.Valid {
 			t.Errorf("%s: invalid: %s", name, p.Problem)
 		}
-		if p.Published <= 0 || p.Delivered != p.Published*clients || p.Expected != p.Delivered {
+		if p.Published <= 0 || p.Delivered != p.Published*tinyClients || p.Expected != p.Delivered {
 			t.Errorf("%s: published %d, delivered %d, expected %d; want every event to all %d clients once",
-				name, p.Published, p.Delivered, p.Expected, clients)
+				name, p.Published, p.Delivered, p.Expected, tinyClients)
 		}
-		if p.Mode == modeRate && p.Published != rate/2 {
-			t.Errorf("%s: published %d; want %d (%d/s for 0.5 s)", name, p.Published, rate/2, rate)
+		if p.Mode == modeRate && p.Published != tinyRate/2 {
+			t.Errorf("%s: published %d; want %d (%d/s for 0.5 s)", name, p.Published, tinyRate/2, tinyRate)
 		}
 		if p.Commit.Samples != uint64(p.Delivered) || p.Send.Samples != uint64(p.Delivered) {
 			t.Errorf("%s: %d commit and %d send latency samples; want one per delivery (%d)", name, p.Commit.Samples, p.Send.Samples, p.Delivered)
@@ -88,20 +121,15 @@ func TestFanoutTinyScale(t *testing.T) {
 				name, p.DeliveriesPerSec, p.CPUPerDelivery, p.ObjectsPerWrite, p.ObjectBytes)
 		}
 	}
-	if got := rep.Phases[2].ObjectBytes; got < 140 || got > 160 {
-		t.Errorf("small baseline objects are %.0f B; want about 150", got)
-	}
-	if len(rep.Memory) != 2 {
-		t.Fatalf("got %d memory results; want 2", len(rep.Memory))
-	}
 	for _, m := range rep.Memory {
-		if m.Clients != clients || m.GoroutinesPerConn < 1 {
-			t.Errorf("%s: memory %+v; want %d clients with at least one goroutine each", m.Path, m, clients)
+		if m.Clients != tinyClients || m.GoroutinesPerConn < 1 {
+			t.Errorf("%s: memory %+v; want %d clients with at least one goroutine each", m.Path, m, tinyClients)
 		}
 	}
 	if len(rep.Targets) == 0 || !strings.Contains(out.String(), "Issue 3 targets") {
 		t.Error("no targets in the report")
 	}
+	return rep
 }
 
 func TestParseEvent(t *testing.T) {

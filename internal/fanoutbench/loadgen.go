@@ -77,6 +77,7 @@ type load struct {
 	wg      sync.WaitGroup // client readers
 	closing atomic.Bool
 	verify  bool
+	groups  int
 	stats   atomic.Pointer[runStats]
 	next    atomic.Int64 // index of the next event published, across runs
 }
@@ -84,11 +85,21 @@ type load struct {
 // runStats are the figures of one run, shared by every client reader.
 type runStats struct {
 	commit, send histogram
+	byGroup      []*histogram // commit latency per group of clients
 	delivered    atomic.Int64
+	presence     atomic.Int64
 	messages     atomic.Int64
 	bytes        atomic.Int64
 	errors       atomic.Int64
 	firstErr     atomic.Pointer[string]
+}
+
+func newRunStats(groups int) *runStats {
+	st := &runStats{}
+	for range groups {
+		st.byGroup = append(st.byGroup, &histogram{})
+	}
+	return st
 }
 
 func (st *runStats) fail(msg string) {
@@ -99,6 +110,7 @@ func (st *runStats) fail(msg string) {
 // client is one WebSocket connection and what it has seen.
 type client struct {
 	id    int
+	group int // which URL it connected to
 	ws    *websocket.Conn
 	hello chan struct{} // closed on the first hello
 	dead  chan struct{} // closed when the reader ends
@@ -134,13 +146,19 @@ func newTransport(conns int) *http.Transport {
 }
 
 func (l *load) connect(ctx context.Context, spec *connectSpec) (*connectResult, error) {
-	if err := loopback(spec.URL); err != nil {
-		return nil, err
+	if len(spec.URLs) == 0 || len(spec.Origins) != len(spec.URLs) {
+		return nil, errors.New("connect needs URLs, each with its origin")
+	}
+	for _, u := range spec.URLs {
+		if err := loopback(u); err != nil {
+			return nil, err
+		}
 	}
 	l.closeAll()
 	l.closing.Store(false)
 	l.verify = spec.Verify
-	l.stats.Store(&runStats{})
+	l.groups = len(spec.URLs)
+	l.stats.Store(newRunStats(l.groups))
 	hc := &http.Client{Transport: newTransport(1)}
 	start := time.Now()
 	l.clients = make([]*client, spec.Clients)
@@ -179,7 +197,8 @@ func (l *load) connect(ctx context.Context, spec *connectSpec) (*connectResult, 
 
 // dial connects client i and waits for the server's first frame.
 func (l *load) dial(ctx context.Context, hc *http.Client, spec *connectSpec, i int) (*client, error) {
-	h := http.Header{"Origin": {spec.Origin}}
+	group := i % len(spec.URLs)
+	h := http.Header{"Origin": {spec.Origins[group]}}
 	if len(spec.Cookies) > 0 {
 		h.Set("Cookie", spec.Cookies[i%len(spec.Cookies)])
 	}
@@ -190,7 +209,7 @@ func (l *load) dial(ctx context.Context, hc *http.Client, spec *connectSpec, i i
 	// Retry a few times: a burst of thousands of dials can overflow the listen backlog.
 	for attempt := 0; attempt < 5; attempt++ {
 		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		ws, _, err = websocket.Dial(dctx, spec.URL, &websocket.DialOptions{HTTPClient: hc, HTTPHeader: h})
+		ws, _, err = websocket.Dial(dctx, spec.URLs[group], &websocket.DialOptions{HTTPClient: hc, HTTPHeader: h})
 		cancel()
 		if err == nil || ctx.Err() != nil {
 			break
@@ -201,7 +220,7 @@ func (l *load) dial(ctx context.Context, hc *http.Client, spec *connectSpec, i i
 		return nil, err
 	}
 	ws.SetReadLimit(-1) // coalesced writes can be large
-	c := &client{id: i, ws: ws, hello: make(chan struct{}), dead: make(chan struct{}), seqs: map[string]int64{}}
+	c := &client{id: i, group: group, ws: ws, hello: make(chan struct{}), dead: make(chan struct{}), seqs: map[string]int64{}}
 	l.wg.Add(1)
 	go l.read(c)
 	select {
@@ -287,7 +306,11 @@ func (l *load) handle(c *client, st *runStats, obj []byte, now time.Time) {
 		return
 	case "pong":
 		return
-	case "", "error", "resync":
+	case "presence":
+		// Coworkers coming online: not events of the run, but the server's work; counted.
+		st.presence.Add(1)
+		return
+	case "", "error", "resync", "subscribed", "unsubscribed":
 		st.fail(fmt.Sprintf("client %d: unexpected object: %.200s", c.id, obj))
 		return
 	}
@@ -313,6 +336,7 @@ func (l *load) handle(c *client, st *runStats, obj []byte, now time.Time) {
 	st.bytes.Add(int64(len(obj)))
 	if !ev.created.IsZero() {
 		st.commit.add(now.Sub(ev.created))
+		st.byGroup[c.group].add(now.Sub(ev.created))
 	}
 	if ev.sent > 0 {
 		st.send.add(time.Duration(now.UnixNano() - ev.sent))
@@ -458,7 +482,7 @@ func (l *load) run(ctx context.Context, spec *runSpec) (*runResult, error) {
 	if spec.Pub.Kind == pubTwilio && len(spec.Pub.Numbers) != spec.Pub.Channels {
 		return nil, errors.New("twilio publish spec needs one number per channel")
 	}
-	st := &runStats{}
+	st := newRunStats(l.groups)
 	l.stats.Store(st)
 	for _, c := range l.clients {
 		c.got.Store(0)
@@ -513,12 +537,18 @@ func (l *load) run(ctx context.Context, spec *runSpec) (*runResult, error) {
 	res.Expected = res.Published * int64(len(l.clients))
 	res.Delivered = st.delivered.Load()
 	res.Messages = st.messages.Load()
+	res.Presence = st.presence.Load()
 	res.Bytes = st.bytes.Load()
 	res.Errors = st.errors.Load()
 	if e := st.firstErr.Load(); e != nil {
 		res.FirstError = *e
 	}
 	res.Commit = st.commit.summary()
+	if len(st.byGroup) > 1 {
+		for _, h := range st.byGroup {
+			res.GroupCommit = append(res.GroupCommit, h.summary())
+		}
+	}
 	res.Send = st.send.summary()
 	return res, ctx.Err()
 }

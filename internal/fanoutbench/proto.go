@@ -24,8 +24,8 @@ type request struct {
 }
 
 type connectSpec struct {
-	URL      string   `json:"url"` // ws://127.0.0.1:P/ws
-	Origin   string   `json:"origin"`
+	URLs     []string `json:"urls"`              // ws://127.0.0.1:P/ws; client i uses URLs[i % len], its group
+	Origins  []string `json:"origins"`           // the Origin header for each URL
 	Cookies  []string `json:"cookies,omitempty"` // "name=value"; client i uses Cookies[i % len]
 	Clients  int      `json:"clients"`
 	Parallel int      `json:"parallel"`
@@ -86,6 +86,7 @@ type runResult struct {
 	Expected    int64         `json:"expected"`     // Published × clients
 	Delivered   int64         `json:"delivered"`    // event objects received
 	Messages    int64         `json:"messages"`     // WebSocket messages received
+	Presence    int64         `json:"presence"`     // presence frames received (not events)
 	Bytes       int64         `json:"bytes"`        // bytes of event objects received
 	Incomplete  int           `json:"incomplete"`   // clients that did not get every event
 	Errors      int64         `json:"errors"`       // gaps, duplicates, bad objects, disconnects
@@ -93,6 +94,7 @@ type runResult struct {
 	Disconnects int           `json:"disconnects"`  // clients whose connection ended
 	Elapsed     time.Duration `json:"elapsed"`      // first publish to last delivery
 	Commit      Latency       `json:"commit"`       // created_at (server) to client
+	GroupCommit []Latency     `json:"group_commit"` // the same per group (URL) of clients
 	Send        Latency       `json:"send"`         // publisher's send time to client
 	ClientCPU   time.Duration `json:"client_cpu"`   // load generator's CPU during the run
 	PublishTook time.Duration `json:"publish_took"` // how long publishing ran

@@ -24,13 +24,11 @@ import (
 	"github.com/switchboard-hq/switchboard/server"
 )
 
-// sbTarget is a whole Switchboard node on loopback, built the way `switchboard serve`
-// builds it (server.New), with agents logged in and one SMS channel per number.
+// sbTarget is one Switchboard node, or several on one database and one Redis, on
+// loopback, each built the way `switchboard serve` builds it (server.New), with agents
+// logged in and one SMS channel per number.
 type sbTarget struct {
-	s       *server.Server
-	srv     *http.Server
-	ln      net.Listener
-	base    string // http://127.0.0.1:P, also the public URL the signatures cover
+	nodes   []*sbNode
 	tmp     string // temporary directory of the SQLite database, if any
 	runID   string
 	token   string
@@ -39,10 +37,18 @@ type sbTarget struct {
 	cookies []string
 }
 
-// startSwitchboard starts the node, creates users agents and logs each in once through
-// POST /api/session (connections share those sessions: one user may hold many), and
-// makes channels SMS channels, each its own Twilio number.
-func startSwitchboard(ctx context.Context, databaseURL string, users, nchannels int, log *slog.Logger) (_ *sbTarget, err error) {
+type sbNode struct {
+	s    *server.Server
+	srv  *http.Server
+	ln   net.Listener
+	base string // http://127.0.0.1:P, also the node's public URL (what signatures cover)
+}
+
+// startSwitchboard starts nodes (more than one needs redisURL), creates users agents and
+// logs each in once through POST /api/session on the first node (connections share those
+// sessions: one user may hold many), and makes nchannels SMS channels, each its own Twilio
+// number.
+func startSwitchboard(ctx context.Context, databaseURL, redisURL, redisPrefix string, nodes, users, nchannels int, log *slog.Logger) (_ *sbTarget, err error) {
 	t := &sbTarget{runID: randomHex(4), token: randomHex(16), sid: "AC" + strings.Repeat("0", 32)}
 	defer func() {
 		if err != nil {
@@ -55,32 +61,41 @@ func startSwitchboard(ctx context.Context, databaseURL string, users, nchannels 
 		}
 		databaseURL = "sqlite:" + filepath.Join(t.tmp, "bench.db")
 	}
-	if t.ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-		return nil, err
+	if redisPrefix == "" {
+		redisPrefix = "switchboard-bench:" + t.runID + ":"
 	}
-	t.base = "http://" + t.ln.Addr().String()
-	public, _ := url.Parse(t.base)
 	for i := range nchannels {
 		t.numbers = append(t.numbers, fmt.Sprintf("+1555010%04d", i))
 	}
-	t.s, err = server.New(ctx, server.Config{
-		DatabaseURL: databaseURL,
-		PublicURL:   public,
-		Twilio:      &server.Twilio{AccountSID: t.sid, AuthToken: t.token, PhoneNumber: t.numbers[0]},
-		Logger:      log,
-	})
-	if err != nil {
-		return nil, err
+	for range nodes {
+		n := &sbNode{}
+		t.nodes = append(t.nodes, n)
+		if n.ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return nil, err
+		}
+		n.base = "http://" + n.ln.Addr().String()
+		public, _ := url.Parse(n.base)
+		n.s, err = server.New(ctx, server.Config{
+			DatabaseURL: databaseURL,
+			RedisURL:    redisURL,
+			RedisPrefix: redisPrefix,
+			PublicURL:   public,
+			Twilio:      &server.Twilio{AccountSID: t.sid, AuthToken: t.token, PhoneNumber: t.numbers[0]},
+			Logger:      log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		n.srv = &http.Server{Handler: n.s.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		go func() { _ = n.srv.Serve(n.ln) }()
 	}
 	// The server configures one number; the others are channels like it, as an admin
 	// would connect them.
 	for i, n := range t.numbers[1:] {
-		if _, err := t.s.Channels.Ensure(ctx, channels.SMS, "SMS "+n, n); err != nil {
+		if _, err := t.nodes[0].s.Channels.Ensure(ctx, channels.SMS, "SMS "+n, n); err != nil {
 			return nil, fmt.Errorf("fanoutbench: channel %d: %w", i+2, err)
 		}
 	}
-	t.srv = &http.Server{Handler: t.s.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	go func() { _ = t.srv.Serve(t.ln) }()
 	if t.cookies, err = t.login(ctx, users); err != nil {
 		return nil, err
 	}
@@ -120,13 +135,13 @@ func (t *sbTarget) login(ctx context.Context, n int) ([]string, error) {
 func (t *sbTarget) agent(ctx context.Context, hc *http.Client, i int) (string, error) {
 	email := fmt.Sprintf("bench-%s-%d@example.com", t.runID, i)
 	password := "bench-password-" + t.runID
-	if _, err := t.s.Accounts.CreateUser(ctx, accounts.NewUser{
+	if _, err := t.nodes[0].s.Accounts.CreateUser(ctx, accounts.NewUser{
 		Email: email, Name: fmt.Sprintf("Bench Agent %d", i), Role: accounts.RoleAgent, Password: password,
 	}); err != nil {
 		return "", fmt.Errorf("fanoutbench: create user: %w", err)
 	}
 	body := fmt.Sprintf(`{"email":%q,"password":%q}`, email, password)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.base+"/api/session", strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.nodes[0].base+"/api/session", strings.NewReader(body))
 	if err != nil {
 		return "", err
 	}
@@ -147,21 +162,38 @@ func (t *sbTarget) agent(ctx context.Context, hc *http.Client, i int) (string, e
 	return "", errors.New("fanoutbench: login set no session cookie")
 }
 
+// connectSpec spreads the clients over the nodes: client i connects to node i mod nodes.
 func (t *sbTarget) connectSpec(clients int) connectSpec {
-	return connectSpec{URL: "ws://" + t.ln.Addr().String() + "/ws", Origin: t.base, Cookies: t.cookies, Clients: clients}
+	spec := connectSpec{Cookies: t.cookies, Clients: clients}
+	for _, n := range t.nodes {
+		spec.URLs = append(spec.URLs, "ws://"+n.ln.Addr().String()+"/ws")
+		spec.Origins = append(spec.Origins, n.base)
+	}
+	return spec
 }
 
+// publishSpec posts every webhook to the first node.
 func (t *sbTarget) publishSpec(customers int) publishSpec {
+	base := t.nodes[0].base
 	return publishSpec{
-		Kind: pubTwilio, URL: t.base + sms.InboundPath, SignURL: t.base + sms.InboundPath,
+		Kind: pubTwilio, URL: base + sms.InboundPath, SignURL: base + sms.InboundPath,
 		AuthToken: t.token, AccountSID: t.sid, Numbers: t.numbers, Channels: len(t.numbers),
 		Customers: customers, RunID: t.runID,
 	}
 }
 
-// counters reads the hub's objects and WebSocket messages written from /metrics.
+// counters reads the hubs' objects and WebSocket messages written from /metrics.
 func (t *sbTarget) counters(ctx context.Context) (objects, writes int64) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.base+"/metrics", nil)
+	for _, n := range t.nodes {
+		o, w := n.counters(ctx)
+		objects += o
+		writes += w
+	}
+	return objects, writes
+}
+
+func (n *sbNode) counters(ctx context.Context) (objects, writes int64) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.base+"/metrics", nil)
 	if err != nil {
 		return 0, 0
 	}
@@ -189,13 +221,15 @@ func (t *sbTarget) counters(ctx context.Context) (objects, writes int64) {
 
 func (t *sbTarget) close(ctx context.Context) error {
 	var err error
-	if t.srv != nil {
-		err = t.srv.Shutdown(ctx)
-	} else if t.ln != nil {
-		t.ln.Close()
-	}
-	if t.s != nil {
-		err = errors.Join(err, t.s.Hub.Shutdown(ctx), t.s.Close())
+	for _, n := range t.nodes {
+		if n.srv != nil {
+			err = errors.Join(err, n.srv.Shutdown(ctx))
+		} else if n.ln != nil {
+			n.ln.Close()
+		}
+		if n.s != nil {
+			err = errors.Join(err, n.s.Hub.Shutdown(ctx), n.s.Close())
+		}
 	}
 	if t.tmp != "" {
 		err = errors.Join(err, os.RemoveAll(t.tmp))
