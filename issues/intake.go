@@ -275,7 +275,23 @@ func (s *Service) upsertCustomer(ctx context.Context, tx *store.Tx, in Inbound, 
 	if err != nil {
 		return nil, fmt.Errorf("customer: %w", store.Err(err))
 	}
-	return cu, nil
+	// A customer merged into another keeps a contact the survivor already had one of;
+	// their messages belong to the survivor. Follow the chain (bounded).
+	for range 8 {
+		var into *int64
+		if err := tx.QueryRowContext(ctx, `SELECT merged_into FROM customers WHERE id = $1`, cu.ID).Scan(&into); err != nil {
+			return nil, fmt.Errorf("customer: %w", store.Err(err))
+		}
+		if into == nil {
+			return cu, nil
+		}
+		cu = &Customer{ID: *into}
+		if err := tx.QueryRowContext(ctx, `UPDATE customers SET last_message_at = $1 WHERE id = $2
+			RETURNING name, phone, email, created_at`, now, cu.ID).Scan(&cu.Name, &cu.Phone, &cu.Email, &cu.CreatedAt); err != nil {
+			return nil, fmt.Errorf("customer: %w", store.Err(err))
+		}
+	}
+	return nil, errors.New("issues: customer merge chain too long")
 }
 
 func (s *Service) addActivity(ctx context.Context, tx *store.Tx, issueID int64, actor *int64, action string, details map[string]any, at time.Time) error {

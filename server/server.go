@@ -176,7 +176,9 @@ func (s *Server) routes() http.Handler {
 	authed := r.NewRoute().Subrouter()
 	authed.Use(accounts.RequireUser)
 	channels.NewHandler(s.Channels, s.log).Register(authed)
-	issues.NewHandler(s.Issues, s.Channels, s.log).Register(authed)
+	issueRoutes := issues.NewHandler(s.Issues, s.Channels, s.log)
+	issueRoutes.Register(authed)
+	issueRoutes.RegisterSplitMerge(authed)
 	authed.HandleFunc("/ws", s.websocket).Methods(http.MethodGet)
 	authed.HandleFunc("/api/presence", s.presence).Methods(http.MethodGet)
 	r.PathPrefix("/api/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
