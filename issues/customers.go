@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"net/http"
+	"strings"
 
 	"github.com/switchboard-hq/switchboard/internal/httpx"
 	"github.com/switchboard-hq/switchboard/store"
