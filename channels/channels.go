@@ -375,6 +375,10 @@ type ReadState struct {
 	ChannelID int64 `json:"channel_id"`
 	LastRead  int64 `json:"last_read"`
 	Unread    int64 `json:"unread"`
+	// AsOf is the number of the channel's newest message when Unread was counted. A
+	// client that has seen newer messages by the time this answer arrives counts those on
+	// top, instead of letting a late answer wipe them out.
+	AsOf int64 `json:"as_of"`
 }
 
 // MarkRead moves the user's read position in a channel forward to number (never back,
@@ -391,6 +395,7 @@ func (s *Service) MarkRead(ctx context.Context, userID, channelID, number int64)
 			return err
 		}
 		number = min(number, last)
+		st.AsOf = last
 		err := tx.QueryRowContext(ctx, `INSERT INTO channel_reads (channel_id, user_id, last_read) VALUES ($1, $2, $3)
 			ON CONFLICT (channel_id, user_id) DO UPDATE SET last_read = CASE
 				WHEN excluded.last_read > channel_reads.last_read THEN excluded.last_read ELSE channel_reads.last_read END

@@ -446,8 +446,8 @@ func TestUnreadAndReadMarkers(t *testing.T) {
 		}
 		resp.Body.Close()
 		m := next(t, in, "channel.read")
-		if data := m["data"].(map[string]any); data["last_read"] != float64(2) || data["unread"] != float64(1) {
-			t.Errorf("channel.read %v; want last_read 2, unread 1", data)
+		if data := m["data"].(map[string]any); data["last_read"] != float64(2) || data["unread"] != float64(1) || data["as_of"] != float64(3) {
+			t.Errorf("channel.read %v; want last_read 2, unread 1 as of message 3", data)
 		}
 		var msgs struct {
 			Messages []struct {

@@ -478,6 +478,7 @@ class Session {
       const mine = m.author_id != null && m.author_id === this.me.id;
       if (!mine && m.number > ch.last_read && !(open && this.feed.isReading())) {
         ch.unread++;
+        (ch.counted ??= new Set()).add(m.number);
         this.badge(ch);
       }
     }
@@ -488,7 +489,17 @@ class Session {
     const ch = this.channels.get(d.channel_id);
     if (!ch || !Number.isFinite(d.last_read) || d.last_read < ch.last_read) return;
     ch.last_read = d.last_read;
-    if (Number.isFinite(d.unread)) ch.unread = d.unread;
+    if (Number.isFinite(d.unread)) {
+      // The server counted up to message as_of. Messages this tab counted itself that are
+      // newer than that (they arrived while the answer was on its way) still count.
+      const asOf = Number.isFinite(d.as_of) ? d.as_of : Infinity;
+      let newer = 0;
+      for (const n of ch.counted ?? []) {
+        if (n <= Math.max(asOf, ch.last_read) || asOf === Infinity) ch.counted.delete(n);
+        else newer++;
+      }
+      ch.unread = d.unread + newer;
+    }
     this.badge(ch);
   }
 
@@ -562,7 +573,7 @@ class Session {
     this.readInFlight.set(id, n);
     try {
       const r = await api.markRead(id, n);
-      if (!this.ended && r) this.onRead({ channel_id: id, last_read: r.last_read, unread: r.unread });
+      if (!this.ended && r) this.onRead({ channel_id: id, last_read: r.last_read, unread: r.unread, as_of: r.as_of });
     } catch (err) {
       if (err.status !== 401) console.warn('switchboard: could not mark read', err);
     } finally {
