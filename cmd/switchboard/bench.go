@@ -72,6 +72,7 @@ func benchFlags(stderr io.Writer) (*flag.FlagSet, *benchOptions) {
 	fs.StringVar(&o.rates, "rate", "100", "fixed-rate phases: events per second, comma-separated (e.g. 0.1,1,10)")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "length of each phase")
 	fs.BoolVar(&c.SkipMax, "skip-max", false, "skip the closed-loop throughput phase")
+	fs.BoolVar(&c.Restart, "restart", false, "also restart the Switchboard node under load (at the first --rate): every client reconnects with its cursor at once")
 	fs.IntVar(&c.Window, "window", 100, "closed loop: events published beyond what every client has received")
 	fs.IntVar(&c.Publishers, "publishers", 4, "closed loop: concurrent publishers")
 	fs.StringVar(&o.paths, "paths", "", "what to measure, comma-separated: switchboard (one node), bare (the baselines), redis (two nodes over Redis) (default switchboard,bare, and redis with --redis)")

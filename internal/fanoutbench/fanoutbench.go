@@ -43,13 +43,16 @@ const (
 
 // Config is one benchmark run. Zero values take the documented defaults.
 type Config struct {
-	Clients    int           // WebSocket clients; default 1,000
-	Channels   int           // SMS channels (Twilio numbers) the events are spread over; default 4
-	Users      int           // agents the clients log in as (client i uses user i mod Users); default 100, at most Clients
-	Customers  int           // distinct senders per channel; default 50
-	Rates      []float64     // fixed-rate phases, events per second; default [100]
-	Duration   time.Duration // of each phase; default 10 s
-	SkipMax    bool          // skip the closed-loop throughput phase
+	Clients   int           // WebSocket clients; default 1,000
+	Channels  int           // SMS channels (Twilio numbers) the events are spread over; default 4
+	Users     int           // agents the clients log in as (client i uses user i mod Users); default 100, at most Clients
+	Customers int           // distinct senders per channel; default 50
+	Rates     []float64     // fixed-rate phases, events per second; default [100]
+	Duration  time.Duration // of each phase; default 10 s
+	SkipMax   bool          // skip the closed-loop throughput phase
+	// Restart adds a phase to the one-node path: events at the first rate while the node
+	// restarts a third of the way in; every client reconnects with its cursor at once.
+	Restart    bool
 	Window     int           // closed loop: events published beyond what every client has; default 100
 	Publishers int           // concurrent publishers in the closed loop; default 4
 	Paths      []string      // PathSwitchboard, PathBare, PathRedis; default the first two, and PathRedis with RedisURL
@@ -234,8 +237,14 @@ type PhaseResult struct {
 	PubLag           time.Duration `json:"pub_lag"`
 	OtherLoad        float64       `json:"other_load"`      // CPUs' worth used by other processes during the phase
 	PresenceFrames   int64         `json:"presence_frames"` // presence frames the clients got during the phase
-	Valid            bool          `json:"valid"`
-	Problem          string        `json:"problem,omitempty"`
+	// Restart phase: the node's time away, each client's time from losing its connection
+	// to the hello of its resumed one, and the first lost connection to the last resume.
+	Downtime   time.Duration `json:"downtime,omitempty"`
+	Resumes    Latency       `json:"resumes"`
+	AllResumed time.Duration `json:"all_resumed,omitempty"`
+	PubRetries int64         `json:"pub_retries,omitempty"`
+	Valid      bool          `json:"valid"`
+	Problem    string        `json:"problem,omitempty"`
 }
 
 // Target is one of issue 3's targets and whether this run met it.
@@ -374,7 +383,44 @@ func (d *driver) runSwitchboard(ctx context.Context, label string, nodes int, re
 	if n > 0 {
 		objectBytes = int(bytes/n + 0.5)
 	}
+	if d.cfg.Restart && nodes == 1 {
+		if err := d.restartPhase(ctx, t, pub, counters); err != nil {
+			return 0, err
+		}
+	}
 	return objectBytes, nil
+}
+
+// restartPhase publishes at the first rate (retrying, as Twilio does, while the node is
+// away) and restarts the node a third of the way in.
+func (d *driver) restartPhase(ctx context.Context, t *sbTarget, pub publishSpec, counters func() (int64, int64)) error {
+	rate := 10.0
+	if len(d.cfg.Rates) > 0 {
+		rate = d.cfg.Rates[0]
+	}
+	type outcome struct {
+		took time.Duration
+		err  error
+	}
+	done := make(chan outcome, 1)
+	timer := time.AfterFunc(d.cfg.Duration/3, func() {
+		took, err := t.restart(ctx)
+		done <- outcome{took, err}
+	})
+	r, err := d.phase(ctx, PathSwitchboard, phaseDef{mode: modeRestart, rate: rate}, pub, counters)
+	if !timer.Stop() {
+		o := <-done
+		if o.err != nil {
+			return o.err
+		}
+		if r != nil {
+			r.Downtime = o.took
+			d.rep.Phases[len(d.rep.Phases)-1].Downtime = o.took
+			d.logf("  node away for %v; every client resumed within %v of the first lost connection (per client p50 %v, p99 %v, max %v)",
+				o.took.Round(time.Millisecond), r.AllResumed.Round(time.Millisecond), ms(r.Resumes.P50), ms(r.Resumes.P99), ms(r.Resumes.Max))
+		}
+	}
+	return err
 }
 
 func (d *driver) runBare(ctx context.Context, realBytes int) (err error) {
@@ -423,6 +469,7 @@ func (d *driver) runBare(ctx context.Context, realBytes int) (err error) {
 // connect connects the clients and measures the server's memory per idle connection.
 func (d *driver) connect(ctx context.Context, path string, spec connectSpec) error {
 	spec.Parallel, spec.Verify = d.cfg.Parallel, d.cfg.Verify
+	spec.Resume = d.cfg.Restart && path == PathSwitchboard
 	before := sampleMem()
 	resp, err := d.lg.call(request{Op: "connect", Connect: &spec})
 	if err != nil {
@@ -471,6 +518,8 @@ func sampleMem() memSample {
 	return memSample{heapStack: ms.HeapInuse + ms.StackInuse, stack: ms.StackInuse, rss: rssBytes(), goroutines: runtime.NumGoroutine()}
 }
 
+const modeRestart = "restart"
+
 type phaseDef struct {
 	mode string
 	rate float64
@@ -490,10 +539,14 @@ func (d *driver) phases() []phaseDef {
 func (d *driver) phase(ctx context.Context, path string, ph phaseDef, pub publishSpec, counters func() (int64, int64)) (*PhaseResult, error) {
 	o0, w0 := counters()
 	cpu0, busy0, wall0 := cpuTime(), machineBusy(), time.Now()
-	resp, err := d.lg.call(request{Op: "run", Run: &runSpec{
+	spec := &runSpec{
 		Mode: ph.mode, Rate: ph.rate, Duration: d.cfg.Duration, Window: d.cfg.Window,
 		Publishers: d.cfg.Publishers, Drain: 15 * time.Second, Pub: pub,
-	}})
+	}
+	if ph.mode == modeRestart {
+		spec.Mode, spec.Retry, spec.Drain = modeRate, true, time.Minute
+	}
+	resp, err := d.lg.call(request{Op: "run", Run: spec})
 	cpu, busy, wall := cpuTime()-cpu0, machineBusy()-busy0, time.Since(wall0)
 	if err != nil {
 		return nil, err
@@ -504,6 +557,7 @@ func (d *driver) phase(ctx context.Context, path string, ph phaseDef, pub publis
 		Path: path, Clients: d.cfg.Clients, Mode: ph.mode, Rate: ph.rate,
 		Published: res.Published, Delivered: res.Delivered, Expected: res.Expected, Elapsed: res.Elapsed,
 		Commit: res.Commit, CommitByNode: res.GroupCommit, Send: res.Send, PubLag: res.PubLag, PresenceFrames: res.Presence,
+		Resumes: res.Resumes, AllResumed: res.AllResumed, PubRetries: res.PubRetries,
 	}
 	if res.Elapsed > 0 {
 		r.DeliveriesPerSec = float64(res.Delivered) / res.Elapsed.Seconds()
@@ -516,7 +570,7 @@ func (d *driver) phase(ctx context.Context, path string, ph phaseDef, pub publis
 	if busy > 0 {
 		r.OtherLoad = max(0, (busy-cpu-res.ClientCPU).Seconds()/wall.Seconds())
 	}
-	if w1 > w0 {
+	if w1 > w0 && o1 > o0 {
 		r.ObjectsPerWrite = float64(o1-o0) / float64(w1-w0)
 	}
 	var problems []string
@@ -535,6 +589,12 @@ func (d *driver) phase(ctx context.Context, path string, ph phaseDef, pub publis
 	if res.Disconnects > 0 {
 		problems = append(problems, fmt.Sprintf("%d clients disconnected", res.Disconnects))
 	}
+	switch {
+	case ph.mode == modeRestart && res.Resumes.Samples < uint64(d.cfg.Clients):
+		problems = append(problems, fmt.Sprintf("%d of %d clients resumed", res.Resumes.Samples, d.cfg.Clients))
+	case ph.mode != modeRestart && res.Resumes.Samples > 0:
+		problems = append(problems, fmt.Sprintf("%d clients lost their connection and resumed", res.Resumes.Samples))
+	}
 	if res.Errors > 0 {
 		problems = append(problems, fmt.Sprintf("%d errors, e.g. %s", res.Errors, res.FirstError))
 	}
@@ -552,8 +612,11 @@ func (d *driver) phase(ctx context.Context, path string, ph phaseDef, pub publis
 }
 
 func (r *PhaseResult) modeLabel() string {
-	if r.Mode == modeMax {
+	switch r.Mode {
+	case modeMax:
 		return "max"
+	case modeRestart:
+		return fmt.Sprintf("restart@%g", r.Rate)
 	}
 	return fmt.Sprintf("%g ev/s", r.Rate)
 }

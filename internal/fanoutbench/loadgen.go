@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -77,6 +78,8 @@ type load struct {
 	wg      sync.WaitGroup // client readers
 	closing atomic.Bool
 	verify  bool
+	resume  bool
+	hc      *http.Client
 	groups  int
 	stats   atomic.Pointer[runStats]
 	next    atomic.Int64 // index of the next event published, across runs
@@ -92,6 +95,24 @@ type runStats struct {
 	bytes        atomic.Int64
 	errors       atomic.Int64
 	firstErr     atomic.Pointer[string]
+
+	resumes     histogram    // resume mode: each client's time from losing its connection to hello
+	firstDown   atomic.Int64 // unix ns of the first lost connection
+	lastResumed atomic.Int64 // unix ns of the last hello after a reconnect
+}
+
+func (st *runStats) down(at time.Time) {
+	st.firstDown.CompareAndSwap(0, at.UnixNano())
+}
+
+func (st *runStats) resumed(at time.Time, took time.Duration) {
+	st.resumes.add(took)
+	for {
+		last := st.lastResumed.Load()
+		if at.UnixNano() <= last || st.lastResumed.CompareAndSwap(last, at.UnixNano()) {
+			return
+		}
+	}
 }
 
 func newRunStats(groups int) *runStats {
@@ -109,17 +130,21 @@ func (st *runStats) fail(msg string) {
 
 // client is one WebSocket connection and what it has seen.
 type client struct {
-	id    int
-	group int // which URL it connected to
-	ws    *websocket.Conn
-	hello chan struct{} // closed on the first hello
-	dead  chan struct{} // closed when the reader ends
-	got   atomic.Int64  // events received in this run
-	last  atomic.Int64  // unix ns of the last event received
-	gone  atomic.Bool   // the connection ended while it should not have
+	id     int
+	group  int // which URL it connected to
+	url    string
+	header http.Header
+	ws     atomic.Pointer[websocket.Conn]
+	hello  chan struct{} // closed on the first hello
+	dead   chan struct{} // closed when the reader ends
+	got    atomic.Int64  // events received in this run
+	last   atomic.Int64  // unix ns of the last event received
+	gone   atomic.Bool   // the connection ended while it should not have
 
 	helloed bool             // owned by the reader
 	seqs    map[string]int64 // owned by the reader: last seq per topic, across runs
+	cursor  []byte           // owned by the reader: the last cursor received (resume mode)
+	downAt  time.Time        // owned by the reader: when the connection ended, until resumed
 }
 
 // loopback refuses anything but a loopback host: the benchmark never leaves the machine.
@@ -156,10 +181,10 @@ func (l *load) connect(ctx context.Context, spec *connectSpec) (*connectResult, 
 	}
 	l.closeAll()
 	l.closing.Store(false)
-	l.verify = spec.Verify
+	l.verify, l.resume = spec.Verify, spec.Resume
 	l.groups = len(spec.URLs)
 	l.stats.Store(newRunStats(l.groups))
-	hc := &http.Client{Transport: newTransport(1)}
+	l.hc = &http.Client{Transport: newTransport(1)}
 	start := time.Now()
 	l.clients = make([]*client, spec.Clients)
 	sem := make(chan struct{}, max(1, spec.Parallel))
@@ -178,7 +203,7 @@ func (l *load) connect(ctx context.Context, spec *connectSpec) (*connectResult, 
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := l.dial(ctx, hc, spec, i)
+			c, err := l.start(ctx, spec, i)
 			if err != nil {
 				failed.Store(true)
 				errOnce.Do(func() { dialErr = fmt.Errorf("client %d: %w", i, err) })
@@ -195,23 +220,20 @@ func (l *load) connect(ctx context.Context, spec *connectSpec) (*connectResult, 
 	return &connectResult{Clients: len(l.clients), Took: time.Since(start)}, nil
 }
 
-// dial connects client i and waits for the server's first frame.
-func (l *load) dial(ctx context.Context, hc *http.Client, spec *connectSpec, i int) (*client, error) {
+// start connects client i and waits for the server's first frame.
+func (l *load) start(ctx context.Context, spec *connectSpec, i int) (*client, error) {
 	group := i % len(spec.URLs)
-	h := http.Header{"Origin": {spec.Origins[group]}}
-	if len(spec.Cookies) > 0 {
-		h.Set("Cookie", spec.Cookies[i%len(spec.Cookies)])
+	c := &client{
+		id: i, group: group, url: spec.URLs[group], header: http.Header{"Origin": {spec.Origins[group]}},
+		hello: make(chan struct{}), dead: make(chan struct{}), seqs: map[string]int64{},
 	}
-	var (
-		ws  *websocket.Conn
-		err error
-	)
+	if len(spec.Cookies) > 0 {
+		c.header.Set("Cookie", spec.Cookies[i%len(spec.Cookies)])
+	}
 	// Retry a few times: a burst of thousands of dials can overflow the listen backlog.
+	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		ws, _, err = websocket.Dial(dctx, spec.URLs[group], &websocket.DialOptions{HTTPClient: hc, HTTPHeader: h})
-		cancel()
-		if err == nil || ctx.Err() != nil {
+		if err = l.dial(ctx, c); err == nil || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
@@ -219,8 +241,6 @@ func (l *load) dial(ctx context.Context, hc *http.Client, spec *connectSpec, i i
 	if err != nil {
 		return nil, err
 	}
-	ws.SetReadLimit(-1) // coalesced writes can be large
-	c := &client{id: i, group: group, ws: ws, hello: make(chan struct{}), dead: make(chan struct{}), seqs: map[string]int64{}}
 	l.wg.Add(1)
 	go l.read(c)
 	select {
@@ -229,19 +249,36 @@ func (l *load) dial(ctx context.Context, hc *http.Client, spec *connectSpec, i i
 	case <-c.dead:
 		return nil, errors.New("connection ended before hello")
 	case <-time.After(30 * time.Second):
-		ws.CloseNow()
+		c.ws.Load().CloseNow()
 		return nil, errors.New("no hello within 30 s")
 	case <-ctx.Done():
-		ws.CloseNow()
+		c.ws.Load().CloseNow()
 		return nil, ctx.Err()
 	}
+}
+
+// dial connects c, resuming from its cursor when it has one.
+func (l *load) dial(ctx context.Context, c *client) error {
+	u := c.url
+	if len(c.cursor) > 0 {
+		u += "?cursor=" + url.QueryEscape(string(c.cursor))
+	}
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(dctx, u, &websocket.DialOptions{HTTPClient: l.hc, HTTPHeader: c.header})
+	if err != nil {
+		return err
+	}
+	ws.SetReadLimit(-1) // coalesced writes can be large
+	c.ws.Store(ws)
+	return nil
 }
 
 func (l *load) closeAll() {
 	l.closing.Store(true)
 	for _, c := range l.clients {
 		if c != nil {
-			c.ws.CloseNow()
+			c.ws.Load().CloseNow()
 		}
 	}
 	l.wg.Wait()
@@ -249,23 +286,67 @@ func (l *load) closeAll() {
 }
 
 // read is a client's reader: it splits each WebSocket message into objects and checks
-// and times every event.
+// and times every event. In resume mode a connection that ends is dialled again with the
+// last cursor received, as the web app does.
 func (l *load) read(c *client) {
 	defer l.wg.Done()
 	defer close(c.dead)
 	var buf bytes.Buffer
 	for {
-		_, rd, err := c.ws.Reader(context.Background())
+		err := l.readConn(c, &buf)
+		if l.closing.Load() {
+			return
+		}
+		if !l.resume {
+			c.gone.Store(true)
+			l.stats.Load().fail(fmt.Sprintf("client %d disconnected: %v", c.id, err))
+			return
+		}
+		c.ws.Load().CloseNow()
+		c.downAt = time.Now()
+		l.stats.Load().down(c.downAt)
+		if err := l.redial(c); err != nil {
+			if !l.closing.Load() {
+				c.gone.Store(true)
+				l.stats.Load().fail(fmt.Sprintf("client %d could not reconnect: %v", c.id, err))
+			}
+			return
+		}
+	}
+}
+
+// redial reconnects c with backoff and jitter until it succeeds, the load generator
+// closes, or a minute passes.
+func (l *load) redial(c *client) error {
+	deadline := time.Now().Add(time.Minute)
+	backoff := 100 * time.Millisecond
+	for {
+		// Jitter first: thousands of clients lose their node at the same instant.
+		time.Sleep(time.Duration(rand.Int64N(int64(backoff))))
+		if l.closing.Load() {
+			return errors.New("closing")
+		}
+		err := l.dial(context.Background(), c)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+func (l *load) readConn(c *client, buf *bytes.Buffer) error {
+	ws := c.ws.Load()
+	for {
+		_, rd, err := ws.Reader(context.Background())
 		if err == nil {
 			buf.Reset()
 			_, err = buf.ReadFrom(rd)
 		}
 		if err != nil {
-			if !l.closing.Load() {
-				c.gone.Store(true)
-				l.stats.Load().fail(fmt.Sprintf("client %d disconnected: %v", c.id, err))
-			}
-			return
+			return err
 		}
 		now := time.Now()
 		st := l.stats.Load()
@@ -283,25 +364,39 @@ var typePrefix = []byte(`{"type":"`)
 
 // objectType reads an object's type: from the front where the servers put it first
 // (event frames), else by decoding (the hub's control frames have sorted keys).
-func objectType(obj []byte) string {
+func objectType(obj []byte) []byte {
 	if rest, ok := bytes.CutPrefix(obj, typePrefix); ok {
 		if j := bytes.IndexByte(rest, '"'); j >= 0 {
-			return string(rest[:j])
+			return rest[:j]
 		}
 	}
 	var v struct {
 		Type string `json:"type"`
 	}
 	_ = json.Unmarshal(obj, &v)
-	return v.Type
+	return []byte(v.Type)
 }
 
+var keyCursor = []byte(`"cursor":"`)
+
 func (l *load) handle(c *client, st *runStats, obj []byte, now time.Time) {
-	switch typ := objectType(obj); typ {
+	if l.resume {
+		if i := bytes.Index(obj, keyCursor); i >= 0 {
+			rest := obj[i+len(keyCursor):]
+			if j := bytes.IndexByte(rest, '"'); j >= 0 {
+				c.cursor = append(c.cursor[:0], rest[:j]...)
+			}
+		}
+	}
+	switch typ := objectType(obj); string(typ) {
 	case "hello":
 		if !c.helloed {
 			c.helloed = true
 			close(c.hello)
+		}
+		if !c.downAt.IsZero() {
+			st.resumed(now, now.Sub(c.downAt))
+			c.downAt = time.Time{}
 		}
 		return
 	case "pong":
@@ -492,6 +587,9 @@ func (l *load) run(ctx context.Context, spec *runSpec) (*runResult, error) {
 	defer p.hc.CloseIdleConnections()
 	cpu0 := cpuTime()
 	start := time.Now()
+	if spec.Retry {
+		p.retryUntil = start.Add(spec.Duration + spec.Drain)
+	}
 	switch spec.Mode {
 	case modeRate:
 		if spec.Rate <= 0 {
@@ -503,7 +601,7 @@ func (l *load) run(ctx context.Context, spec *runSpec) (*runResult, error) {
 	default:
 		return nil, fmt.Errorf("unknown mode %q", spec.Mode)
 	}
-	res := &runResult{PublishTook: time.Since(start), Published: p.ok.Load(), PubFailed: p.failed.Load(), PubLag: time.Duration(p.lag.Load())}
+	res := &runResult{PublishTook: time.Since(start), Published: p.ok.Load(), PubFailed: p.failed.Load(), PubLag: time.Duration(p.lag.Load()), PubRetries: p.retries.Load()}
 
 	// Drain: wait for every live client to have every accepted event.
 	deadline := time.Now().Add(spec.Drain)
@@ -544,6 +642,10 @@ func (l *load) run(ctx context.Context, spec *runSpec) (*runResult, error) {
 		res.FirstError = *e
 	}
 	res.Commit = st.commit.summary()
+	res.Resumes = st.resumes.summary()
+	if first, last := st.firstDown.Load(), st.lastResumed.Load(); first > 0 && last > first {
+		res.AllResumed = time.Duration(last - first)
+	}
 	if len(st.byGroup) > 1 {
 		for _, h := range st.byGroup {
 			res.GroupCommit = append(res.GroupCommit, h.summary())
@@ -560,9 +662,12 @@ type publisher struct {
 	hc     *http.Client
 	ok     atomic.Int64
 	failed atomic.Int64
-	lag    atomic.Int64 // ns
-	pad    string
-	once   sync.Once
+
+	retryUntil time.Time // zero: no retries
+	retries    atomic.Int64
+	lag        atomic.Int64 // ns
+	pad        string
+	once       sync.Once
 }
 
 func (p *publisher) post(ctx context.Context, idx int64) error {
@@ -612,12 +717,22 @@ func (p *publisher) post(ctx context.Context, idx int64) error {
 }
 
 func (p *publisher) record(ctx context.Context, idx int64) {
-	if err := p.post(ctx, idx); err != nil {
-		p.failed.Add(1)
-		p.l.stats.Load().fail(fmt.Sprintf("event %d: %v", idx, err))
-		return
+	for {
+		err := p.post(ctx, idx)
+		if err == nil {
+			p.ok.Add(1)
+			return
+		}
+		// Retrying is safe: the same index is the same MessageSid, which the server
+		// accepts once (Twilio retries the same way).
+		if p.retryUntil.IsZero() || time.Now().After(p.retryUntil) || ctx.Err() != nil {
+			p.failed.Add(1)
+			p.l.stats.Load().fail(fmt.Sprintf("event %d: %v", idx, err))
+			return
+		}
+		p.retries.Add(1)
+		time.Sleep(50 * time.Millisecond)
 	}
-	p.ok.Add(1)
 }
 
 // runRate publishes Rate events per second for Duration, open loop: late answers do not

@@ -30,6 +30,7 @@ type connectSpec struct {
 	Clients  int      `json:"clients"`
 	Parallel int      `json:"parallel"`
 	Verify   bool     `json:"verify"` // decode every object fully and cross-check the fast parser
+	Resume   bool     `json:"resume"` // reconnect with the last cursor when a connection ends
 }
 
 // Publisher kinds.
@@ -63,6 +64,7 @@ type runSpec struct {
 	Duration   time.Duration `json:"duration"`
 	Window     int           `json:"window"`
 	Publishers int           `json:"publishers"`
+	Retry      bool          `json:"retry"` // retry a failed publish (same MessageSid) until Drain ends
 	Drain      time.Duration `json:"drain"`
 	Pub        publishSpec   `json:"pub"`
 }
@@ -82,6 +84,7 @@ type connectResult struct {
 type runResult struct {
 	Published   int64         `json:"published"`    // events accepted by the server
 	PubFailed   int64         `json:"pub_failed"`   // publishes answered with an error
+	PubRetries  int64         `json:"pub_retries"`  // failed attempts retried
 	PubLag      time.Duration `json:"pub_lag"`      // rate mode: worst lateness of a publish behind schedule
 	Expected    int64         `json:"expected"`     // Published × clients
 	Delivered   int64         `json:"delivered"`    // event objects received
@@ -95,6 +98,8 @@ type runResult struct {
 	Elapsed     time.Duration `json:"elapsed"`      // first publish to last delivery
 	Commit      Latency       `json:"commit"`       // created_at (server) to client
 	GroupCommit []Latency     `json:"group_commit"` // the same per group (URL) of clients
+	Resumes     Latency       `json:"resumes"`      // resume mode: lost connection to hello, per reconnect
+	AllResumed  time.Duration `json:"all_resumed"`  // resume mode: first lost connection to the last hello
 	Send        Latency       `json:"send"`         // publisher's send time to client
 	ClientCPU   time.Duration `json:"client_cpu"`   // load generator's CPU during the run
 	PublishTook time.Duration `json:"publish_took"` // how long publishing ran

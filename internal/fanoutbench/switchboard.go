@@ -38,6 +38,7 @@ type sbTarget struct {
 }
 
 type sbNode struct {
+	cfg  server.Config
 	s    *server.Server
 	srv  *http.Server
 	ln   net.Listener
@@ -75,19 +76,17 @@ func startSwitchboard(ctx context.Context, databaseURL, redisURL, redisPrefix st
 		}
 		n.base = "http://" + n.ln.Addr().String()
 		public, _ := url.Parse(n.base)
-		n.s, err = server.New(ctx, server.Config{
+		n.cfg = server.Config{
 			DatabaseURL: databaseURL,
 			RedisURL:    redisURL,
 			RedisPrefix: redisPrefix,
 			PublicURL:   public,
 			Twilio:      &server.Twilio{AccountSID: t.sid, AuthToken: t.token, PhoneNumber: t.numbers[0]},
 			Logger:      log,
-		})
-		if err != nil {
+		}
+		if err := n.serve(ctx); err != nil {
 			return nil, err
 		}
-		n.srv = &http.Server{Handler: n.s.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-		go func() { _ = n.srv.Serve(n.ln) }()
 	}
 	// The server configures one number; the others are channels like it, as an admin
 	// would connect them.
@@ -100,6 +99,41 @@ func startSwitchboard(ctx context.Context, databaseURL, redisURL, redisPrefix st
 		return nil, err
 	}
 	return t, nil
+}
+
+// serve builds the node's server and serves it on its listener.
+func (n *sbNode) serve(ctx context.Context) error {
+	var err error
+	if n.s, err = server.New(ctx, n.cfg); err != nil {
+		return err
+	}
+	n.srv = &http.Server{Handler: n.s.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(n.cfg.Logger.Handler(), slog.LevelWarn)}
+	go func() { _ = n.srv.Serve(n.ln) }()
+	return nil
+}
+
+// restart stops the first node the way `switchboard serve` stops on SIGTERM (HTTP, then
+// the hub closes every connection with "going away", then the store) and starts it again
+// on the same address and database, as a process restart would. It returns how long the
+// node was away.
+func (t *sbTarget) restart(ctx context.Context) (time.Duration, error) {
+	n := t.nodes[0]
+	start := time.Now()
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err := errors.Join(n.srv.Shutdown(sctx), n.s.Hub.Shutdown(sctx), n.s.Close())
+	n.srv, n.s = nil, nil
+	if err != nil {
+		return 0, fmt.Errorf("fanoutbench: restart: stop: %w", err)
+	}
+	if n.ln, err = net.Listen("tcp", n.ln.Addr().String()); err != nil {
+		return 0, fmt.Errorf("fanoutbench: restart: %w", err)
+	}
+	if err := n.serve(ctx); err != nil {
+		return 0, fmt.Errorf("fanoutbench: restart: %w", err)
+	}
+	return time.Since(start), nil
 }
 
 // login creates n agents and logs each in over HTTP, returning their session cookies.
