@@ -289,9 +289,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}}
 	d.logf("machine: %s, %d CPUs (GOMAXPROCS %d), %s, open files %d (hard %d)", d.rep.Machine.CPU,
 		d.rep.Machine.NumCPU, d.rep.Machine.GOMAXPROCS, d.rep.Machine.GoVersion, soft, hard)
-	if cfg.MemProfile != "" {
-		runtime.MemProfileRate = 1 // every allocation: the per-connection structures are small
-	}
 	if d.lg, err = startLoadgen(ctx, cfg.Loadgen, cfg.LoadgenEnv); err != nil {
 		return nil, err
 	}
@@ -346,15 +343,24 @@ func (d *driver) runSwitchboard(ctx context.Context, label string, nodes int, re
 		defer cancel()
 		err = errors.Join(err, t.close(sctx))
 	}()
-	if err := d.connect(ctx, label, t.connectSpec(d.cfg.Clients)); err != nil {
+	profileHeap := d.cfg.MemProfile != "" && nodes == 1
+	rate := runtime.MemProfileRate
+	if profileHeap {
+		// Record every allocation while the clients connect (the per-connection structures
+		// are small), and only then: recording costs a stack walk per allocation.
+		runtime.MemProfileRate = 1
+	}
+	err = d.connect(ctx, label, t.connectSpec(d.cfg.Clients))
+	if profileHeap {
+		if err == nil {
+			err = writeHeapProfile(d.cfg.MemProfile)
+		}
+		runtime.MemProfileRate = rate
+	}
+	if err != nil {
 		return 0, err
 	}
 	defer func() { _, cerr := d.lg.call(request{Op: "close"}); err = errors.Join(err, cerr) }()
-	if d.cfg.MemProfile != "" && nodes == 1 {
-		if err := writeHeapProfile(d.cfg.MemProfile); err != nil {
-			return 0, err
-		}
-	}
 
 	if d.cfg.CPUProfile != "" && nodes == 1 {
 		f, err := os.Create(d.cfg.CPUProfile)
