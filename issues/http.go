@@ -1,11 +1,15 @@
 package issues
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -28,12 +32,43 @@ func NewHandler(s *Service, ch *channels.Service, log *slog.Logger) *Handler {
 }
 
 // Register mounts the routes on r, which must already require a session.
+//
+//	GET    /api/issues                  list (filters: status, assignee, channel, priority, q, snoozed; paging)
+//	GET    /api/issues/{id}             the issue, its comments and activity
+//	PATCH  /api/issues/{id}             {"priority"?, "status"?, "last_seen_comment_id"?}
+//	POST   /api/issues/{id}/take
+//	POST   /api/issues/{id}/assign      {"assignee_id": N | null}
+//	POST   /api/issues/{id}/unassign
+//	POST   /api/issues/{id}/resolve     optional {"last_seen_comment_id"}
+//	POST   /api/issues/{id}/close       optional {"last_seen_comment_id"}
+//	POST   /api/issues/{id}/reopen      optional {"last_seen_comment_id"}
+//	POST   /api/issues/{id}/notes       {"body"}
+//	POST   /api/issues/{id}/replies     {"body", "last_seen_comment_id"?}
+//	POST   /api/issues/{id}/snooze      {"until": RFC 3339}
+//	POST   /api/issues/{id}/unsnooze
+//	POST   /api/issues/{id}/contacted
+//	POST   /api/issues/{id}/viewing     optional {"typing": bool}
+//	POST   /api/customers/{id}/follow
+//	DELETE /api/customers/{id}/follow
 func (h *Handler) Register(r *mux.Router) {
+	const issue = "/api/issues/{id:[0-9]+}"
 	r.HandleFunc("/api/issues", h.list).Methods(http.MethodGet)
-	r.HandleFunc("/api/issues/{id:[0-9]+}", h.get).Methods(http.MethodGet)
-	r.HandleFunc("/api/issues/{id:[0-9]+}/take", h.take).Methods(http.MethodPost)
-	r.HandleFunc("/api/issues/{id:[0-9]+}/assign", h.assign).Methods(http.MethodPost)
-	r.HandleFunc("/api/issues/{id:[0-9]+}/resolve", h.resolve).Methods(http.MethodPost)
+	r.HandleFunc(issue, h.get).Methods(http.MethodGet)
+	r.HandleFunc(issue, h.update).Methods(http.MethodPatch)
+	r.HandleFunc(issue+"/take", h.take).Methods(http.MethodPost)
+	r.HandleFunc(issue+"/assign", h.assign).Methods(http.MethodPost)
+	r.HandleFunc(issue+"/unassign", h.unassign).Methods(http.MethodPost)
+	r.HandleFunc(issue+"/resolve", h.status(Resolved)).Methods(http.MethodPost)
+	r.HandleFunc(issue+"/close", h.status(Closed)).Methods(http.MethodPost)
+	r.HandleFunc(issue+"/reopen", h.reopen).Methods(http.MethodPost)
+	r.HandleFunc(issue+"/notes", h.note).Methods(http.MethodPost)
+	r.HandleFunc(issue+"/replies", h.reply).Methods(http.MethodPost)
+	r.HandleFunc(issue+"/snooze", h.snooze).Methods(http.MethodPost)
+	r.HandleFunc(issue+"/unsnooze", h.unsnooze).Methods(http.MethodPost)
+	r.HandleFunc(issue+"/contacted", h.contacted).Methods(http.MethodPost)
+	r.HandleFunc(issue+"/viewing", h.viewing).Methods(http.MethodPost)
+	r.HandleFunc("/api/customers/{id:[0-9]+}/follow", h.follow(true)).Methods(http.MethodPost)
+	r.HandleFunc("/api/customers/{id:[0-9]+}/follow", h.follow(false)).Methods(http.MethodDelete)
 }
 
 // visibleIssue loads the issue named in the path if the user may see it.
@@ -70,14 +105,48 @@ func actorOf(r *http.Request) Actor {
 }
 
 func (h *Handler) answer(w http.ResponseWriter, r *http.Request, issue *Issue, err error) {
-	if errors.Is(err, ErrNotFound) {
-		err = httpx.Errorf(http.StatusNotFound, "no such issue")
-	}
-	if err != nil {
+	h.answerWith(w, r, issue, nil, err)
+}
+
+// answerWith writes {"issue":…} (and "comment" when c is set), or the error: a collision
+// is a 409 that carries the comments the agent has not seen.
+func (h *Handler) answerWith(w http.ResponseWriter, r *http.Request, issue *Issue, c *Comment, err error) {
+	var ce *CollisionError
+	switch {
+	case errors.Is(err, ErrNotFound):
+		httpx.WriteError(w, r, h.log, httpx.Errorf(http.StatusNotFound, "no such issue"))
+	case errors.As(err, &ce):
+		httpx.WriteJSON(w, http.StatusConflict, map[string]any{"error": ce.Error(), "new_comments": ce.NewComments})
+	case err != nil:
 		httpx.WriteError(w, r, h.log, err)
-		return
+	case c != nil:
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"issue": issue, "comment": c})
+	default:
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"issue": issue})
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"issue": issue})
+}
+
+// decodeOptional reads a JSON object body into v when there is one: an empty body leaves
+// v as it is (the one-click actions need no body).
+func decodeOptional(w http.ResponseWriter, r *http.Request, v any) error {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, httpx.MaxBody))
+	if err != nil {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			return httpx.Errorf(http.StatusRequestEntityTooLarge, "body is larger than %d bytes", maxErr.Limit)
+		}
+		return httpx.Errorf(http.StatusBadRequest, "could not read the body")
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	return httpx.DecodeJSON(w, r, v)
+}
+
+// seenBody is the optional body of the one-click status actions.
+type seenBody struct {
+	LastSeenCommentID *int64 `json:"last_seen_comment_id"`
 }
 
 func (h *Handler) take(w http.ResponseWriter, r *http.Request) {
@@ -89,12 +158,43 @@ func (h *Handler) take(w http.ResponseWriter, r *http.Request) {
 	h.answer(w, r, updated, err)
 }
 
-func (h *Handler) resolve(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) unassign(w http.ResponseWriter, r *http.Request) {
 	issue, ok := h.visibleIssue(w, r)
 	if !ok {
 		return
 	}
-	updated, err := h.svc.Resolve(r.Context(), actorOf(r), issue.ID)
+	updated, err := h.svc.Unassign(r.Context(), actorOf(r), issue.ID)
+	h.answer(w, r, updated, err)
+}
+
+// status serves resolve and close.
+func (h *Handler) status(to Status) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		issue, ok := h.visibleIssue(w, r)
+		if !ok {
+			return
+		}
+		var body seenBody
+		if err := decodeOptional(w, r, &body); err != nil {
+			httpx.WriteError(w, r, h.log, err)
+			return
+		}
+		updated, err := h.svc.SetStatus(r.Context(), actorOf(r), issue.ID, to, body.LastSeenCommentID)
+		h.answer(w, r, updated, err)
+	}
+}
+
+func (h *Handler) reopen(w http.ResponseWriter, r *http.Request) {
+	issue, ok := h.visibleIssue(w, r)
+	if !ok {
+		return
+	}
+	var body seenBody
+	if err := decodeOptional(w, r, &body); err != nil {
+		httpx.WriteError(w, r, h.log, err)
+		return
+	}
+	updated, err := h.svc.Reopen(r.Context(), actorOf(r), issue.ID, body.LastSeenCommentID)
 	h.answer(w, r, updated, err)
 }
 
@@ -104,21 +204,164 @@ func (h *Handler) assign(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body struct {
-		AssigneeID int64 `json:"assignee_id"`
+		AssigneeID json.RawMessage `json:"assignee_id"`
 	}
 	if err := httpx.DecodeJSON(w, r, &body); err != nil {
 		httpx.WriteError(w, r, h.log, err)
 		return
 	}
-	if body.AssigneeID <= 0 {
-		httpx.WriteError(w, r, h.log, httpx.Errorf(http.StatusBadRequest, "assignee_id must be a user id"))
+	if string(body.AssigneeID) == "null" {
+		updated, err := h.svc.Unassign(r.Context(), actorOf(r), issue.ID)
+		h.answer(w, r, updated, err)
 		return
 	}
-	updated, err := h.svc.Assign(r.Context(), actorOf(r), issue.ID, body.AssigneeID)
+	var assignee int64
+	if err := json.Unmarshal(body.AssigneeID, &assignee); err != nil || assignee <= 0 {
+		httpx.WriteError(w, r, h.log, httpx.Errorf(http.StatusBadRequest, "assignee_id must be a user id, or null to unassign"))
+		return
+	}
+	updated, err := h.svc.Assign(r.Context(), actorOf(r), issue.ID, assignee)
 	if errors.Is(err, store.ErrForeignKey) {
-		err = httpx.Errorf(http.StatusBadRequest, "no user %d", body.AssigneeID)
+		err = httpx.Errorf(http.StatusBadRequest, "no user %d", assignee)
 	}
 	h.answer(w, r, updated, err)
+}
+
+func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
+	issue, ok := h.visibleIssue(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		Priority          *string `json:"priority"`
+		Status            *string `json:"status"`
+		LastSeenCommentID *int64  `json:"last_seen_comment_id"`
+	}
+	if err := httpx.DecodeJSON(w, r, &body); err != nil {
+		httpx.WriteError(w, r, h.log, err)
+		return
+	}
+	u := Update{Priority: body.Priority, LastSeenCommentID: body.LastSeenCommentID}
+	if body.Status != nil {
+		st := Status(*body.Status)
+		u.Status = &st
+	}
+	updated, err := h.svc.Update(r.Context(), actorOf(r), issue.ID, u)
+	h.answer(w, r, updated, err)
+}
+
+func (h *Handler) note(w http.ResponseWriter, r *http.Request) {
+	issue, ok := h.visibleIssue(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		Body string `json:"body"`
+	}
+	if err := httpx.DecodeJSON(w, r, &body); err != nil {
+		httpx.WriteError(w, r, h.log, err)
+		return
+	}
+	updated, c, err := h.svc.AddNote(r.Context(), actorOf(r), issue.ID, body.Body)
+	h.answerWith(w, r, updated, c, err)
+}
+
+func (h *Handler) reply(w http.ResponseWriter, r *http.Request) {
+	issue, ok := h.visibleIssue(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		Body              string `json:"body"`
+		LastSeenCommentID *int64 `json:"last_seen_comment_id"`
+	}
+	if err := httpx.DecodeJSON(w, r, &body); err != nil {
+		httpx.WriteError(w, r, h.log, err)
+		return
+	}
+	updated, c, err := h.svc.Reply(r.Context(), actorOf(r), issue.ID, body.Body, body.LastSeenCommentID)
+	h.answerWith(w, r, updated, c, err)
+}
+
+func (h *Handler) snooze(w http.ResponseWriter, r *http.Request) {
+	issue, ok := h.visibleIssue(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		Until string `json:"until"`
+	}
+	if err := httpx.DecodeJSON(w, r, &body); err != nil {
+		httpx.WriteError(w, r, h.log, err)
+		return
+	}
+	until, err := time.Parse(time.RFC3339Nano, body.Until)
+	if err != nil {
+		httpx.WriteError(w, r, h.log, httpx.Errorf(http.StatusBadRequest, "until must be an RFC 3339 time, as in 2026-11-21T09:00:00Z"))
+		return
+	}
+	updated, err := h.svc.Snooze(r.Context(), actorOf(r), issue.ID, until)
+	h.answer(w, r, updated, err)
+}
+
+func (h *Handler) unsnooze(w http.ResponseWriter, r *http.Request) {
+	issue, ok := h.visibleIssue(w, r)
+	if !ok {
+		return
+	}
+	updated, err := h.svc.EndSnooze(r.Context(), actorOf(r), issue.ID)
+	h.answer(w, r, updated, err)
+}
+
+func (h *Handler) contacted(w http.ResponseWriter, r *http.Request) {
+	issue, ok := h.visibleIssue(w, r)
+	if !ok {
+		return
+	}
+	updated, err := h.svc.MarkContacted(r.Context(), actorOf(r), issue.ID)
+	h.answer(w, r, updated, err)
+}
+
+// viewing answers 200 with what it sent, or 204 when the rate limit dropped it.
+func (h *Handler) viewing(w http.ResponseWriter, r *http.Request) {
+	issue, ok := h.visibleIssue(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		Typing bool `json:"typing"`
+	}
+	if err := decodeOptional(w, r, &body); err != nil {
+		httpx.WriteError(w, r, h.log, err)
+		return
+	}
+	uid := accounts.SessionFrom(r.Context()).UserID
+	sent, err := h.svc.Viewing(r.Context(), uid, issue.ID, body.Typing)
+	if err != nil {
+		httpx.WriteError(w, r, h.log, err)
+		return
+	}
+	if !sent {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"viewing": map[string]any{"issue_id": issue.ID, "user_id": uid, "typing": body.Typing}})
+}
+
+func (h *Handler) follow(on bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseInt(mux.Vars(r)["id"], 10, 64)
+		if err != nil {
+			httpx.WriteError(w, r, h.log, ErrCustomerNotFound)
+			return
+		}
+		c, err := h.svc.Follow(r.Context(), accounts.SessionFrom(r.Context()).UserID, id, on)
+		if err != nil {
+			httpx.WriteError(w, r, h.log, err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"customer": c, "following": on})
+	}
 }
 
 // visibleChannels lists the channels whose issues the user may see.
@@ -134,8 +377,6 @@ func (h *Handler) visibleChannels(r *http.Request) ([]int64, error) {
 	return ids, nil
 }
 
-var validStatus = map[string]Status{"open": Open, "in_progress": InProgress, "resolved": Resolved, "closed": Closed}
-
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := Filter{Query: q.Get("q")}
@@ -144,13 +385,33 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	}
 	if s := q.Get("status"); s != "" {
 		for part := range strings.SplitSeq(s, ",") {
-			st, ok := validStatus[strings.TrimSpace(part)]
-			if !ok {
+			st := Status(strings.TrimSpace(part))
+			if !knownStatus(st) {
 				bad("unknown status %q; want open, in_progress, resolved or closed", part)
 				return
 			}
 			f.Statuses = append(f.Statuses, st)
 		}
+	}
+	if p := q.Get("priority"); p != "" {
+		for part := range strings.SplitSeq(p, ",") {
+			part = strings.TrimSpace(part)
+			if !validPriority(part) {
+				bad("unknown priority %q; want low, normal, high or urgent", part)
+				return
+			}
+			f.Priorities = append(f.Priorities, part)
+		}
+	}
+	switch q.Get("snoozed") {
+	case "", "0", "false":
+	case "1", "true":
+		f.Snoozed = SnoozedIncluded
+	case "only":
+		f.Snoozed = SnoozedOnly
+	default:
+		bad("snoozed must be 0, 1 or only")
+		return
 	}
 	switch a := q.Get("assignee"); a {
 	case "":

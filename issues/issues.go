@@ -56,6 +56,7 @@ type Issue struct {
 	FirstResponseAt *time.Time `json:"first_response_at"`
 	ResolvedAt      *time.Time `json:"resolved_at"`
 	ClosedAt        *time.Time `json:"closed_at"`
+	SnoozedUntil    *time.Time `json:"snoozed_until"` // set while snoozed: the issue is out of the active lists
 
 	// For display; filled from People and the customers table.
 	AssigneeName   *string   `json:"assignee_name"`
@@ -97,6 +98,7 @@ type Comment struct {
 	ExternalID     *string   `json:"external_id"`
 	DeliveryStatus *string   `json:"delivery_status,omitempty"`
 	CreatedAt      time.Time `json:"created_at"`
+	Mentions       []Mention `json:"mentions,omitempty"` // notes: the users and teams they mention
 }
 
 // Activity is one line of an issue's log.
@@ -119,6 +121,12 @@ type People interface {
 type Config struct {
 	Now    func() time.Time // default time.Now
 	People People           // optional: assignee and resolver names
+	// Handles resolves @mentions in notes. Default: People, when it also implements
+	// Handles (accounts.Service does); nil: mentions are not resolved.
+	Handles Handles
+	// ViewingInterval is the least time between two issue.viewing events of one user on
+	// one issue; requests in between are dropped. Default 2 s.
+	ViewingInterval time.Duration
 }
 
 // Service is the issues API.
@@ -127,12 +135,21 @@ type Service struct {
 	log      *hub.Log
 	channels *channels.Service
 	cfg      Config
+
+	senders senders // reply delivery, by channel kind
+	viewing limiter // issue.viewing rate limit
 }
 
 // New returns a Service.
 func New(db *store.DB, log *hub.Log, ch *channels.Service, cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Handles == nil {
+		cfg.Handles, _ = cfg.People.(Handles)
+	}
+	if cfg.ViewingInterval <= 0 {
+		cfg.ViewingInterval = 2 * time.Second
 	}
 	return &Service{db: db, log: log, channels: ch, cfg: cfg}
 }
@@ -143,7 +160,7 @@ func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Micro
 var ErrNotFound = errors.New("issues: no such issue")
 
 const issueCols = `i.id, i.status, i.priority, i.channel_id, i.customer_id, i.assignee_id, i.resolved_by, i.subject,
-	i.linked_issue_id, i.created_at, i.updated_at, i.first_response_at, i.resolved_at, i.closed_at,
+	i.linked_issue_id, i.created_at, i.updated_at, i.first_response_at, i.resolved_at, i.closed_at, i.snoozed_until,
 	c.name, c.phone, c.email, c.created_at`
 
 const issueFrom = ` FROM issues i JOIN customers c ON c.id = i.customer_id `
@@ -152,7 +169,7 @@ func scanIssue(row interface{ Scan(...any) error }) (*Issue, error) {
 	var i Issue
 	cu := &Customer{}
 	err := row.Scan(&i.ID, &i.Status, &i.Priority, &i.ChannelID, &i.CustomerID, &i.AssigneeID, &i.ResolvedBy, &i.Subject,
-		&i.LinkedIssueID, &i.CreatedAt, &i.UpdatedAt, &i.FirstResponseAt, &i.ResolvedAt, &i.ClosedAt,
+		&i.LinkedIssueID, &i.CreatedAt, &i.UpdatedAt, &i.FirstResponseAt, &i.ResolvedAt, &i.ClosedAt, &i.SnoozedUntil,
 		&cu.Name, &cu.Phone, &cu.Email, &cu.CreatedAt)
 	if err != nil {
 		return nil, err
@@ -216,24 +233,45 @@ func (s *Service) name(ctx context.Context, q store.Querier, list []*Issue) erro
 // Get returns an issue.
 func (s *Service) Get(ctx context.Context, id int64) (*Issue, error) { return s.get(ctx, s.db, id) }
 
-// Detail returns an issue's comments and activity, oldest first.
-func (s *Service) Detail(ctx context.Context, id int64) ([]*Comment, []*Activity, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, issue_id, kind, body, author_id, customer_id, channel_id, external_id,
-		delivery_status, created_at FROM comments WHERE issue_id = $1 ORDER BY id`, id)
+// commentCols are the columns scanComment reads, in order.
+const commentCols = `id, issue_id, kind, body, author_id, customer_id, channel_id, external_id, delivery_status, created_at`
+
+func scanComment(row interface{ Scan(...any) error }) (*Comment, error) {
+	var c Comment
+	if err := row.Scan(&c.ID, &c.IssueID, &c.Kind, &c.Body, &c.AuthorID, &c.CustomerID, &c.ChannelID, &c.ExternalID,
+		&c.DeliveryStatus, &c.CreatedAt); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// comments reads the comments of an issue through q that match the extra condition
+// (which may use $2 onwards), oldest first.
+func (s *Service) comments(ctx context.Context, q store.Querier, issueID int64, cond string, args ...any) ([]*Comment, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+commentCols+` FROM comments WHERE issue_id = $1`+cond+` ORDER BY id`,
+		append([]any{issueID}, args...)...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("issues: comments of %d: %w", id, err)
+		return nil, fmt.Errorf("issues: comments of %d: %w", issueID, err)
 	}
 	defer rows.Close()
-	comments := []*Comment{}
+	out := []*Comment{}
 	for rows.Next() {
-		var c Comment
-		if err := rows.Scan(&c.ID, &c.IssueID, &c.Kind, &c.Body, &c.AuthorID, &c.CustomerID, &c.ChannelID, &c.ExternalID,
-			&c.DeliveryStatus, &c.CreatedAt); err != nil {
-			return nil, nil, fmt.Errorf("issues: comments of %d: %w", id, err)
+		c, err := scanComment(rows)
+		if err != nil {
+			return nil, fmt.Errorf("issues: comments of %d: %w", issueID, err)
 		}
-		comments = append(comments, &c)
+		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, s.fillMentions(ctx, q, issueID, out)
+}
+
+// Detail returns an issue's comments and activity, oldest first.
+func (s *Service) Detail(ctx context.Context, id int64) ([]*Comment, []*Activity, error) {
+	comments, err := s.comments(ctx, s.db, id, "")
+	if err != nil {
 		return nil, nil, err
 	}
 	arows, err := s.db.QueryContext(ctx, `SELECT id, issue_id, actor_id, action, details, created_at FROM activity
@@ -259,13 +297,25 @@ func (s *Service) Detail(ctx context.Context, id int64) ([]*Comment, []*Activity
 type Filter struct {
 	Channels   []int64  // required: the channels the reader may see
 	Statuses   []Status // empty: all
+	Priorities []string // empty: all
 	AssigneeID *int64   // with Unassigned false: assigned to this user
 	Unassigned bool
-	ChannelID  int64  // 0: any of Channels
-	Query      string // text in any message, or the customer's phone, email or name
-	Before     int64  // paging: issues with id < Before
-	Limit      int    // default 50, at most 200
+	ChannelID  int64       // 0: any of Channels
+	Query      string      // text in any message, or the customer's phone, email or name
+	Snoozed    SnoozedList // default: snoozed issues are left out
+	Before     int64       // paging: issues with id < Before
+	Limit      int         // default 50, at most 200
 }
+
+// SnoozedList says what List does with issues snoozed until a time still to come.
+type SnoozedList int
+
+// The choices for Filter.Snoozed.
+const (
+	SnoozedExcluded SnoozedList = iota // the active lists: no snoozed issue
+	SnoozedIncluded                    // snoozed issues too
+	SnoozedOnly                        // only snoozed issues
+)
 
 // List returns issues newest first, and whether there are more.
 func (s *Service) List(ctx context.Context, f Filter) ([]*Issue, bool, error) {
@@ -295,6 +345,19 @@ func (s *Service) List(ctx context.Context, f Filter) ([]*Issue, bool, error) {
 			sm[i] = arg(string(st))
 		}
 		where = append(where, "i.status IN ("+strings.Join(sm, ",")+")")
+	}
+	if len(f.Priorities) > 0 {
+		pm := make([]string, len(f.Priorities))
+		for i, p := range f.Priorities {
+			pm[i] = arg(p)
+		}
+		where = append(where, "i.priority IN ("+strings.Join(pm, ",")+")")
+	}
+	switch f.Snoozed {
+	case SnoozedExcluded:
+		where = append(where, "(i.snoozed_until IS NULL OR i.snoozed_until <= "+arg(s.now())+")")
+	case SnoozedOnly:
+		where = append(where, "i.snoozed_until > "+arg(s.now()))
 	}
 	switch {
 	case f.Unassigned:
