@@ -62,7 +62,7 @@ func isOriginalMessage(l string) bool { return originalRE.MatchString(trimLine(l
 var (
 	// attribution starts: "On", "Le", "Am", "El", "Op", "Il", "Em", "Den", "Dne".
 	attributionStartRE = regexp.MustCompile(`^\s*(On|Le|Am|El|Op|Il|Em|Den|Dne)\s`)
-	attributionEndRE   = regexp.MustCompile(`(?i)(wrote|a écrit|schrieb|escribió|schreef|ha scritto|escreveu|skrev|napsal)\s*:\s*$`)
+	attributionEndRE   = regexp.MustCompile(`(?i)((wrote|a écrit|escribió|ha scritto|escreveu|skrev|napsal)\s*|(schrieb|schreef)\s.*):\s*$`)
 )
 
 // isAttribution reports whether an "On … wrote:" line, possibly wrapped over up to three
