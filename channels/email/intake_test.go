@@ -89,4 +89,3 @@ func TestIntakeMIME(t *testing.T) {
 		}
 	})
 }
-
