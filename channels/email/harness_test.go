@@ -67,7 +67,7 @@ func newMailServer(t testing.TB, opts serverOptions) *mailServer {
 	mem.AddUser(user)
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
+			return pollingIdle{mem.NewSession()}, nil, nil
 		},
 		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
 		InsecureAuth: true,
@@ -97,6 +97,26 @@ func newMailServer(t testing.TB, opts serverOptions) *mailServer {
 		wg.Wait()
 	})
 	return ms
+}
+
+// pollingIdle makes the in-memory server's IDLE behave like a real server's: it reports
+// every change, including one made just before IDLE began (imapmemserver only reports
+// changes made after its IDLE registered, and queues the others until the next command).
+type pollingIdle struct{ imapserver.Session }
+
+func (s pollingIdle) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if err := s.Session.Poll(w, true); err != nil {
+			return err
+		}
+		select {
+		case <-stop:
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 type discardLogger struct{}
@@ -289,7 +309,7 @@ func start(t *testing.T, a *app, ms *mailServer, o runOptions) *runner {
 		BackoffMin:    5 * time.Millisecond,
 		BackoffMax:    40 * time.Millisecond,
 		MaxAttachment: o.maxAtt,
-		Log:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:           slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Metrics:       reg,
 	})
 	if err != nil {
@@ -400,3 +420,5 @@ func issueOf(t testing.TB, db *store.DB, msgID string) int64 {
 	}
 	return id
 }
+
+var logOut io.Writer = io.Discard

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"time"
@@ -233,19 +234,27 @@ func (s *Service) sync(ctx context.Context, c *imapclient.Client, uidValidity ui
 		cmd := c.Fetch(set, &imap.FetchOptions{UID: true, RFC822Size: true, BodySection: []*imap.FetchItemBodySection{section}})
 		// Collect mail by mail: when the connection drops in the middle, the mails that
 		// arrived whole are still taken; the rest are fetched again on reconnection.
-		got := map[imap.UID]*imapclient.FetchMessageBuffer{}
+		got := map[imap.UID]*fetched{}
+		var fetchErr error
 		for {
 			m := cmd.Next()
 			if m == nil {
 				break
 			}
-			buf, err := m.Collect()
+			f, err := collect(m)
 			if err != nil {
+				// The body broke off. go-imap (beta.8) would read the broken literal again
+				// when the command is drained, racing its decoder: abandon the connection
+				// instead of closing the command.
+				fetchErr = err
+				c.Close()
 				break
 			}
-			got[buf.UID] = buf
+			got[f.uid] = f
 		}
-		fetchErr := cmd.Close()
+		if fetchErr == nil {
+			fetchErr = cmd.Close()
+		}
 		for _, it := range batch {
 			k := key{s.channel.ID, s.mailbox, uidValidity, uint32(it.uid)}
 			buf := got[it.uid]
@@ -259,14 +268,11 @@ func (s *Service) sync(ctx context.Context, c *imapclient.Client, uidValidity ui
 				}
 				continue
 			}
-			size := buf.RFC822Size
+			size := buf.size
 			if size == 0 {
 				size = it.size
 			}
-			raw := buf.FindBodySection(section)
-			if raw == nil {
-				raw = buf.FindBodySection(&imap.FetchItemBodySection{})
-			}
+			raw := buf.body
 			if raw == nil {
 				if err := s.failed(ctx, k, nil, size, nil, errors.New("the server returned no message body")); err != nil {
 					return true, nil
@@ -286,4 +292,45 @@ func (s *Service) sync(ctx context.Context, c *imapclient.Client, uidValidity ui
 		}
 	}
 	return false, nil
+}
+
+// fetched is one mail of a FETCH answer.
+type fetched struct {
+	uid  imap.UID
+	size int64
+	body []byte // nil when the server sent none
+}
+
+// collect reads one FETCH answer item by item. It stops at the first error and leaves the
+// message unread from there (see sync).
+func collect(m *imapclient.FetchMessageData) (*fetched, error) {
+	f := &fetched{}
+	for {
+		item := m.Next()
+		if item == nil {
+			return f, nil
+		}
+		switch item := item.(type) {
+		case imapclient.FetchItemDataUID:
+			f.uid = item.UID
+		case imapclient.FetchItemDataRFC822Size:
+			f.size = item.Size
+		case imapclient.FetchItemDataBodySection:
+			if item.Literal == nil {
+				continue
+			}
+			b, err := io.ReadAll(item.Literal)
+			if err == nil && int64(len(b)) != item.Literal.Size() {
+				// A connection closed in the middle of the literal reads as a clean end.
+				err = fmt.Errorf("%d of %d bytes: %w", len(b), item.Literal.Size(), io.ErrUnexpectedEOF)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("email: fetch: reading a message: %w", err)
+			}
+			if b == nil {
+				b = []byte{}
+			}
+			f.body = b
+		}
+	}
 }
