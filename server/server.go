@@ -29,6 +29,7 @@ import (
 	"github.com/switchboard-hq/switchboard/frontend"
 	"github.com/switchboard-hq/switchboard/hub"
 	"github.com/switchboard-hq/switchboard/internal/httpx"
+	"github.com/switchboard-hq/switchboard/internal/lease"
 	"github.com/switchboard-hq/switchboard/issues"
 	"github.com/switchboard-hq/switchboard/store"
 )
@@ -77,6 +78,9 @@ type Server struct {
 	Accounts *accounts.Service
 	Channels *channels.Service
 	Issues   *issues.Service
+	// Timers runs SLA warnings and breaches, auto-close and snooze wake-ups on the node
+	// holding the "sla" lease; Run starts it.
+	Timers   *issues.Engine
 	registry *prometheus.Registry
 	handler  http.Handler
 }
@@ -138,6 +142,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.Channels = channels.New(db, s.Events, channels.Config{Now: cfg.Now})
 	s.Issues = issues.New(db, s.Events, s.Channels, issues.Config{Now: cfg.Now, People: s.Accounts})
 	s.Channels.SetDirectory(s.Issues)
+	s.Timers = issues.NewEngine(s.Issues, issues.EngineConfig{Lease: lease.New(db, "sla", "", 0), Now: cfg.Now, Logger: log})
 
 	if cfg.Twilio != nil {
 		ch, err := s.Channels.Ensure(ctx, channels.SMS, "SMS "+cfg.Twilio.PhoneNumber, cfg.Twilio.PhoneNumber)
@@ -179,6 +184,7 @@ func (s *Server) routes() http.Handler {
 	issueRoutes := issues.NewHandler(s.Issues, s.Channels, s.log)
 	issueRoutes.Register(authed)
 	issueRoutes.RegisterSplitMerge(authed)
+	issues.NewSLAHandler(s.Issues, s.Channels, s.log).Register(authed)
 	authed.HandleFunc("/ws", s.websocket).Methods(http.MethodGet)
 	authed.HandleFunc("/api/presence", s.presence).Methods(http.MethodGet)
 	r.PathPrefix("/api/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -339,6 +345,12 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 
 // maintain runs periodic housekeeping until ctx ends.
 func (s *Server) maintain(ctx context.Context) {
+	timers := make(chan struct{})
+	go func() {
+		defer close(timers)
+		s.Timers.Run(ctx) // works only while this node holds the "sla" lease
+	}()
+	defer func() { <-timers }()
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {
