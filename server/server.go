@@ -25,6 +25,7 @@ import (
 
 	"github.com/switchboard-hq/switchboard/accounts"
 	"github.com/switchboard-hq/switchboard/channels"
+	"github.com/switchboard-hq/switchboard/channels/email"
 	"github.com/switchboard-hq/switchboard/channels/sms"
 	"github.com/switchboard-hq/switchboard/frontend"
 	"github.com/switchboard-hq/switchboard/hub"
@@ -52,6 +53,9 @@ type Config struct {
 	// can share one Redis. Default "switchboard:".
 	RedisPrefix string
 	Twilio      *Twilio
+	// IMAP, when set, reads a mailbox into an email channel (IMAP_URL); New fills in its
+	// DB, Intake, Channels, Log, Now and Metrics. Nil: no email intake.
+	IMAP *email.Config
 	// AllowedOrigins are extra page origins (host or host:port patterns) that may open
 	// WebSockets; the public URL's host is always allowed.
 	AllowedOrigins []string
@@ -78,6 +82,7 @@ type Server struct {
 	Accounts *accounts.Service
 	Channels *channels.Service
 	Issues   *issues.Service
+	Email    *email.Service // nil without IMAP
 	// Timers runs SLA warnings and breaches, auto-close and snooze wake-ups on the node
 	// holding the "sla" lease; Run starts it.
 	Timers   *issues.Engine
@@ -152,6 +157,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		log.Info("sms channel ready", "channel", ch.ID, "number", cfg.Twilio.PhoneNumber)
 	}
+	if cfg.IMAP != nil {
+		ec := *cfg.IMAP
+		ec.DB, ec.Intake, ec.Channels, ec.Log, ec.Metrics = db, s.Issues, s.Channels, log, s.registry
+		if ec.Now == nil {
+			ec.Now = cfg.Now
+		}
+		if s.Email, err = email.New(ctx, ec); err != nil {
+			s.Close()
+			return nil, err
+		}
+		log.Info("email channel ready", "channel", s.Email.Channel().ID, "address", s.Email.Channel().Address)
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -184,6 +201,7 @@ func (s *Server) routes() http.Handler {
 	issueRoutes := issues.NewHandler(s.Issues, s.Channels, s.log)
 	issueRoutes.Register(authed)
 	issueRoutes.RegisterSplitMerge(authed)
+	email.NewHandler(s.DB, s.Issues, s.Channels, s.log).Register(authed)
 	issues.NewSLAHandler(s.Issues, s.Channels, s.log).Register(authed)
 	authed.HandleFunc("/ws", s.websocket).Methods(http.MethodGet)
 	authed.HandleFunc("/api/presence", s.presence).Methods(http.MethodGet)
@@ -316,6 +334,15 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		if s.Email != nil { // mail intake stops with the rest of the background work
+			mail := make(chan struct{})
+			go func() {
+				defer close(mail)
+				// One node in a cluster reads the mailbox: the one holding its lease.
+				_ = s.Email.RunLeased(bg, lease.New(s.DB, fmt.Sprintf("email:%d", s.Email.Channel().ID), "", 0))
+			}()
+			defer func() { <-mail }()
+		}
 		s.maintain(bg)
 	}()
 	errc := make(chan error, 1)

@@ -202,6 +202,18 @@ func (ms *mailServer) dropAll() {
 	}
 }
 
+// conns0 reports whether no client is connected.
+func (ms *mailServer) conns0() bool {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	for c := range ms.conns {
+		if _, err := c.Write(nil); err != nil {
+			delete(ms.conns, c)
+		}
+	}
+	return len(ms.conns) == 0
+}
+
 // deliver appends a raw message to INBOX.
 func (ms *mailServer) deliver(raw []byte) {
 	ms.t.Helper()

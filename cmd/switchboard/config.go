@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard-hq/switchboard/channels/email"
 	"github.com/switchboard-hq/switchboard/server"
 )
 
@@ -122,6 +123,11 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	from := get("EMAIL_FROM", "Support <support@localhost>")
 	if c.EmailFrom, err = mail.ParseAddress(from); err != nil {
 		return nil, &configError{"EMAIL_FROM", fmt.Sprintf("%q is not an address like Support <support@example.com>", from)}
+	}
+	if c.IMAPURL != nil {
+		// The mailbox's channel is named by the IMAP user when it is an address, else by
+		// EMAIL_FROM; mail from EMAIL_FROM is our own and never becomes an issue.
+		c.IMAP = &email.Config{URL: c.IMAPURL, Address: c.EmailFrom.Address, OwnAddresses: []string{c.EmailFrom.Address}}
 	}
 
 	if v := get("SWITCHBOARD_TRUSTED_PROXIES", ""); v != "" {
