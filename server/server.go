@@ -31,6 +31,7 @@ import (
 	"github.com/switchboard-hq/switchboard/hub"
 	"github.com/switchboard-hq/switchboard/internal/httpx"
 	"github.com/switchboard-hq/switchboard/internal/lease"
+	"github.com/switchboard-hq/switchboard/internal/outbox"
 	"github.com/switchboard-hq/switchboard/issues"
 	"github.com/switchboard-hq/switchboard/store"
 )
@@ -56,6 +57,9 @@ type Config struct {
 	// IMAP, when set, reads a mailbox into an email channel (IMAP_URL); New fills in its
 	// DB, Intake, Channels, Log, Now and Metrics. Nil: no email intake.
 	IMAP *email.Config
+	// Outbox tunes outbound delivery (timeouts, backoff); zero values take its defaults.
+	// Now, Logger and Metrics are the server's.
+	Outbox outbox.Config
 	// AllowedOrigins are extra page origins (host or host:port patterns) that may open
 	// WebSockets; the public URL's host is always allowed.
 	AllowedOrigins []string
@@ -83,6 +87,10 @@ type Server struct {
 	Channels *channels.Service
 	Issues   *issues.Service
 	Email    *email.Service // nil without IMAP
+	// Outbox delivers replies (SMS, email); Run runs its worker. SMS is the Twilio
+	// connector's store: numbers, opt-outs, media.
+	Outbox *outbox.Service
+	SMS    *sms.Store
 	// Timers runs SLA warnings and breaches, auto-close and snooze wake-ups on the node
 	// holding the "sla" lease; Run starts it.
 	Timers   *issues.Engine
@@ -149,13 +157,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.Channels.SetDirectory(s.Issues)
 	s.Timers = issues.NewEngine(s.Issues, issues.EngineConfig{Lease: lease.New(db, "sla", "", 0), Now: cfg.Now, Logger: log})
 
-	if cfg.Twilio != nil {
-		ch, err := s.Channels.Ensure(ctx, channels.SMS, "SMS "+cfg.Twilio.PhoneNumber, cfg.Twilio.PhoneNumber)
-		if err != nil {
-			s.Close()
-			return nil, err
-		}
-		log.Info("sms channel ready", "channel", ch.ID, "number", cfg.Twilio.PhoneNumber)
+	if err := s.setupOutbound(ctx); err != nil {
+		s.Close()
+		return nil, err
 	}
 	if cfg.IMAP != nil {
 		ec := *cfg.IMAP
@@ -181,22 +185,11 @@ func (s *Server) routes() http.Handler {
 	r.Use(nameRoute)
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry})).Methods(http.MethodGet)
-	if s.cfg.Twilio != nil {
-		sms.NewHandler(sms.Config{
-			PublicURL: s.cfg.PublicURL.String(),
-			AuthToken: s.cfg.Twilio.AuthToken,
-			Intake:    s.Issues,
-			Channels:  s.Channels,
-			Log:       s.log,
-			Now:       s.cfg.Now,
-			Metrics:   s.registry,
-		}).Register(r)
-	}
-
 	// The API: sessions come from the cookie; everything but logging in needs one.
 	s.Accounts.Register(r)
 	authed := r.NewRoute().Subrouter()
 	authed.Use(accounts.RequireUser)
+	s.outboundRoutes(r, authed)
 	channels.NewHandler(s.Channels, s.log).Register(authed)
 	issueRoutes := issues.NewHandler(s.Issues, s.Channels, s.log)
 	issueRoutes.Register(authed)
@@ -378,6 +371,12 @@ func (s *Server) maintain(ctx context.Context) {
 		s.Timers.Run(ctx) // works only while this node holds the "sla" lease
 	}()
 	defer func() { <-timers }()
+	deliveries := make(chan struct{})
+	go func() {
+		defer close(deliveries)
+		s.Outbox.Run(ctx) // sends replies; attempts in flight finish before it returns
+	}()
+	defer func() { <-deliveries }()
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {

@@ -1,9 +1,13 @@
 // Package sms is the Twilio connector: it accepts Twilio's signed inbound-message
-// webhooks and hands each message to issue intake, and accepts delivery-status callbacks
-// for outbound replies.
+// webhooks (with MMS media and opt-out keywords) and hands each message to issue intake,
+// sends replies through the outbox (Outbound), takes delivery-status callbacks, and keeps
+// the connected numbers, each an SMS channel with its own account credentials.
 //
-// A webhook is answered only after the message is committed, so a failure makes Twilio
-// see an error rather than a silent loss; a repeated MessageSid is accepted and ignored.
+// A webhook is found its number by To, or by MessagingServiceSid for numbers in a
+// Messaging Service, and its signature is checked with that number's account auth token
+// (subaccounts have their own). It is answered only after the message is committed, so a
+// failure makes Twilio see an error rather than a silent loss; a repeated MessageSid is
+// accepted and ignored.
 package sms
 
 import (
@@ -17,6 +21,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -25,7 +30,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twilio/twilio-go/client"
 
-	"github.com/switchboard-hq/switchboard/channels"
 	"github.com/switchboard-hq/switchboard/issues"
 )
 
@@ -48,9 +52,9 @@ type Intake interface {
 	SetDeliveryStatus(ctx context.Context, externalID, status, errorCode string) (bool, error)
 }
 
-// Channels finds the channel a message was sent to.
-type Channels interface {
-	ByAddress(ctx context.Context, kind channels.Kind, address string) (*channels.Channel, error)
+// Reports takes delivery reports of outbound messages: the outbox.
+type Reports interface {
+	Report(ctx context.Context, connector string, id int64, externalID, status, code, reason string) (bool, error)
 }
 
 // Config configures the webhook handlers.
@@ -58,20 +62,21 @@ type Config struct {
 	// PublicURL is the external base URL Twilio calls (SWITCHBOARD_PUBLIC_URL); the
 	// signature covers it, so it must match what Twilio was given, scheme included.
 	PublicURL string
-	// AuthToken is the account's auth token, the signing key.
-	AuthToken string
-	Intake    Intake
-	Channels  Channels
-	Log       *slog.Logger
-	Now       func() time.Time
-	Metrics   prometheus.Registerer
+	// Store holds the connected numbers (the signing keys), opt-outs and media.
+	Store  *Store
+	Intake Intake
+	// Reports, when set, takes delivery-status callbacks first; a report it does not
+	// know goes to Intake.SetDeliveryStatus.
+	Reports Reports
+	Log     *slog.Logger
+	Now     func() time.Time
+	Metrics prometheus.Registerer
 }
 
 // Handler serves Twilio's webhooks.
 type Handler struct {
-	cfg       Config
-	validator client.RequestValidator
-	outcomes  *prometheus.CounterVec
+	cfg      Config
+	outcomes *prometheus.CounterVec
 }
 
 // NewHandler returns the webhook handlers.
@@ -84,8 +89,7 @@ func NewHandler(cfg Config) *Handler {
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	h := &Handler{
-		cfg:       cfg,
-		validator: client.NewRequestValidator(cfg.AuthToken),
+		cfg: cfg,
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_webhook_requests_total",
 			Help: "Twilio webhooks by endpoint and outcome.",
@@ -110,32 +114,49 @@ type webhookError struct {
 	msg     string
 }
 
-// verify parses the form and checks X-Twilio-Signature over PublicURL + the request URI
-// and the POST parameters, as Twilio computes it.
-func (h *Handler) verify(w http.ResponseWriter, r *http.Request) (url.Values, *webhookError) {
+// parse reads the form of a webhook, bounded, and requires a signature header. The
+// signature is checked once the number it belongs to is known.
+func (h *Handler) parse(w http.ResponseWriter, r *http.Request) (url.Values, string, *webhookError) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/x-www-form-urlencoded" {
-			return nil, &webhookError{http.StatusUnsupportedMediaType, "bad_request", "body must be application/x-www-form-urlencoded"}
+			return nil, "", &webhookError{http.StatusUnsupportedMediaType, "bad_request", "body must be application/x-www-form-urlencoded"}
 		}
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 	if err := r.ParseForm(); err != nil {
-		return nil, &webhookError{http.StatusBadRequest, "bad_request", "cannot parse the form: " + err.Error()}
+		return nil, "", &webhookError{http.StatusBadRequest, "bad_request", "cannot parse the form: " + err.Error()}
 	}
 	sig := r.Header.Get("X-Twilio-Signature")
 	if sig == "" {
-		return nil, &webhookError{http.StatusForbidden, "bad_signature", "missing X-Twilio-Signature"}
+		return nil, "", &webhookError{http.StatusForbidden, "bad_signature", "missing X-Twilio-Signature"}
 	}
-	if !h.valid(h.cfg.PublicURL+r.URL.RequestURI(), r.PostForm, sig) {
-		return nil, &webhookError{http.StatusForbidden, "bad_signature", "X-Twilio-Signature does not match; check SWITCHBOARD_PUBLIC_URL and TWILIO_AUTH_TOKEN"}
-	}
-	return r.PostForm, nil
+	return r.PostForm, sig, nil
 }
 
-// valid checks the signature. twilio-go's validator takes one value per key; a form with
-// a repeated key is checked here the way Twilio signs it (every value, sorted).
-func (h *Handler) valid(fullURL string, form url.Values, sig string) bool {
+var errBadSignature = &webhookError{http.StatusForbidden, "bad_signature",
+	"X-Twilio-Signature does not match; check SWITCHBOARD_PUBLIC_URL and the number's auth token"}
+
+// signedBy reports whether sig is the signature of the request by one of the numbers'
+// auth tokens, over PublicURL + the request URI and the POST parameters.
+func (h *Handler) signedBy(r *http.Request, form url.Values, sig string, nums []*Number) bool {
+	fullURL := h.cfg.PublicURL + r.URL.RequestURI()
+	seen := map[string]bool{}
+	for _, n := range nums {
+		if n == nil || seen[n.AuthToken] {
+			continue
+		}
+		seen[n.AuthToken] = true
+		if valid(n.AuthToken, fullURL, form, sig) {
+			return true
+		}
+	}
+	return false
+}
+
+// valid checks a signature. twilio-go's validator takes one value per key; a form with a
+// repeated key is checked here the way Twilio signs it (every value, sorted).
+func valid(authToken, fullURL string, form url.Values, sig string) bool {
 	single := make(map[string]string, len(form))
 	repeated := false
 	for k, vs := range form {
@@ -146,9 +167,28 @@ func (h *Handler) valid(fullURL string, form url.Values, sig string) bool {
 		single[k] = vs[0]
 	}
 	if !repeated {
-		return h.validator.Validate(fullURL, single, sig)
+		v := client.NewRequestValidator(authToken)
+		return v.Validate(fullURL, single, sig)
 	}
-	return hmac.Equal([]byte(Sign(h.cfg.AuthToken, fullURL, form)), []byte(sig))
+	return hmac.Equal([]byte(Sign(authToken, fullURL, form)), []byte(sig))
+}
+
+// lookup returns the connected number with this address, else the one connected with
+// this Messaging Service. Neither is nil, not an error.
+func (h *Handler) lookup(ctx context.Context, number, service string) (*Number, error) {
+	if number != "" {
+		n, err := h.cfg.Store.ByNumber(ctx, number)
+		if err == nil || !errors.Is(err, ErrNoNumber) {
+			return n, err
+		}
+	}
+	if service != "" {
+		n, err := h.cfg.Store.ByMessagingService(ctx, service)
+		if err == nil || !errors.Is(err, ErrNoNumber) {
+			return n, err
+		}
+	}
+	return nil, nil
 }
 
 // Sign computes Twilio's X-Twilio-Signature for a form POST to fullURL: base64 of
@@ -180,16 +220,42 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, endpoint string
 }
 
 func (h *Handler) inbound(w http.ResponseWriter, r *http.Request) {
-	form, werr := h.verify(w, r)
+	ctx := r.Context()
+	form, sig, werr := h.parse(w, r)
 	if werr != nil {
 		h.refuse(w, r, "sms", werr)
+		return
+	}
+	to := strings.TrimSpace(form.Get("To"))
+	num, err := h.lookup(ctx, to, form.Get("MessagingServiceSid"))
+	if err != nil {
+		h.fail(w, r, "sms", err)
+		return
+	}
+	if num == nil {
+		// No channel for this number. Say so (Twilio's debugger shows a 404, and the number
+		// can be fixed) only to a request signed by an account we know; else 403.
+		accountNums, err := h.cfg.Store.candidates(ctx, form.Get("AccountSid"))
+		if err != nil {
+			h.fail(w, r, "sms", err)
+			return
+		}
+		if !h.signedBy(r, form, sig, accountNums) {
+			h.refuse(w, r, "sms", errBadSignature)
+			return
+		}
+		h.refuse(w, r, "sms", &webhookError{http.StatusNotFound, "unknown_number", "no SMS channel for number " + to})
+		return
+	}
+	if !h.signedBy(r, form, sig, []*Number{num}) {
+		h.refuse(w, r, "sms", errBadSignature)
 		return
 	}
 	sid := form.Get("MessageSid")
 	if sid == "" {
 		sid = form.Get("SmsSid")
 	}
-	from, to, body := strings.TrimSpace(form.Get("From")), strings.TrimSpace(form.Get("To")), form.Get("Body")
+	from, body := strings.TrimSpace(form.Get("From")), form.Get("Body")
 	switch {
 	case sid == "":
 		werr = &webhookError{http.StatusBadRequest, "bad_request", "MessageSid is missing"}
@@ -206,18 +272,21 @@ func (h *Handler) inbound(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, "sms", werr)
 		return
 	}
-	ch, err := h.cfg.Channels.ByAddress(r.Context(), channels.SMS, to)
-	if errors.Is(err, channels.ErrNotFound) {
-		// Refused, not swallowed: Twilio's debugger shows it and the number can be fixed.
-		h.refuse(w, r, "sms", &webhookError{http.StatusNotFound, "unknown_number", "no SMS channel for number " + to})
-		return
-	}
-	if err != nil {
+	// Media and keywords are recorded first, idempotently by MessageSid: if intake then
+	// fails, Twilio retries and nothing is lost or applied twice.
+	if err := h.cfg.Store.SaveMedia(ctx, sid, parseMedia(form)); err != nil {
 		h.fail(w, r, "sms", err)
 		return
 	}
-	res, err := h.cfg.Intake.Intake(r.Context(), issues.Inbound{
-		ChannelID:  ch.ID,
+	word, optOut, isKeyword := Keyword(body)
+	if isKeyword {
+		if err := h.cfg.Store.RecordKeyword(ctx, sid, from, num.ChannelID, word, optOut); err != nil {
+			h.fail(w, r, "sms", err)
+			return
+		}
+	}
+	res, err := h.cfg.Intake.Intake(ctx, issues.Inbound{
+		ChannelID:  num.ChannelID,
 		Provider:   "twilio",
 		ExternalID: sid,
 		Phone:      from,
@@ -233,8 +302,8 @@ func (h *Handler) inbound(w http.ResponseWriter, r *http.Request) {
 		outcome = "duplicate"
 	}
 	h.outcomes.WithLabelValues("sms", outcome).Inc()
-	h.cfg.Log.InfoContext(r.Context(), "sms received", "sid", sid, "channel", ch.ID, "issue", res.IssueID,
-		"duplicate", res.Duplicate, "reason", res.Reason)
+	h.cfg.Log.InfoContext(ctx, "sms received", "sid", sid, "channel", num.ChannelID, "issue", res.IssueID,
+		"duplicate", res.Duplicate, "reason", res.Reason, "keyword", word)
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 	_, _ = w.Write([]byte(emptyTwiML))
 }
@@ -245,22 +314,54 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, endpoint string, 
 	http.Error(w, "internal error", http.StatusInternalServerError)
 }
 
-// status takes a delivery-status callback for an outbound message.
+// status takes a delivery-status callback for an outbound message. The signature is
+// checked with the token of the number it was sent from (From, or its Messaging
+// Service), else of the numbers of its account.
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
-	form, werr := h.verify(w, r)
+	ctx := r.Context()
+	form, sig, werr := h.parse(w, r)
 	if werr != nil {
 		h.refuse(w, r, "status", werr)
 		return
 	}
-	sid, st := form.Get("MessageSid"), form.Get("MessageStatus")
-	if sid == "" || st == "" || len(sid) > 64 || len(st) > 32 {
-		h.refuse(w, r, "status", &webhookError{http.StatusBadRequest, "bad_request", "MessageSid and MessageStatus are required"})
-		return
-	}
-	found, err := h.cfg.Intake.SetDeliveryStatus(r.Context(), sid, st, form.Get("ErrorCode"))
+	num, err := h.lookup(ctx, strings.TrimSpace(form.Get("From")), form.Get("MessagingServiceSid"))
 	if err != nil {
 		h.fail(w, r, "status", err)
 		return
+	}
+	nums := []*Number{num}
+	if num == nil {
+		if nums, err = h.cfg.Store.candidates(ctx, form.Get("AccountSid")); err != nil {
+			h.fail(w, r, "status", err)
+			return
+		}
+	}
+	if !h.signedBy(r, form, sig, nums) {
+		h.refuse(w, r, "status", errBadSignature)
+		return
+	}
+	sid, st, code := form.Get("MessageSid"), form.Get("MessageStatus"), form.Get("ErrorCode")
+	if sid == "" || st == "" || len(sid) > 64 || len(st) > 32 || len(code) > 16 {
+		h.refuse(w, r, "status", &webhookError{http.StatusBadRequest, "bad_request", "MessageSid and MessageStatus are required"})
+		return
+	}
+	if code == "0" {
+		code = ""
+	}
+	found := false
+	if h.cfg.Reports != nil {
+		// The outbox id rides in the callback URL we gave Twilio (and is signed with it).
+		id, _ := strconv.ParseInt(r.URL.Query().Get(outboxParam), 10, 64)
+		if found, err = h.cfg.Reports.Report(ctx, ConnectorName, id, sid, st, code, Explain(code, form.Get("ErrorMessage"))); err != nil {
+			h.fail(w, r, "status", err)
+			return
+		}
+	}
+	if !found {
+		if found, err = h.cfg.Intake.SetDeliveryStatus(ctx, sid, st, code); err != nil {
+			h.fail(w, r, "status", err)
+			return
+		}
 	}
 	outcome := "accepted"
 	if !found {

@@ -20,9 +20,10 @@ import (
 )
 
 const (
-	token  = "fuzz-token"
-	public = "https://support.example.com"
-	number = "+15550001111"
+	token   = "fuzz-token"
+	public  = "https://support.example.com"
+	number  = "+15550001111"
+	account = "AC0123456789abcdef0123456789abcdef"
 )
 
 // newWebhook builds the real inbound path: handler, intake, channels, event log, SQLite.
@@ -34,11 +35,12 @@ func newWebhook(t testing.TB) (http.Handler, *issues.Service) {
 	ch := channels.New(db, log, channels.Config{})
 	is := issues.New(db, log, ch, issues.Config{})
 	ch.SetDirectory(is)
-	if _, err := ch.Ensure(context.Background(), channels.SMS, "SMS", number); err != nil {
+	st := sms.NewStore(db, ch, nil)
+	if _, err := st.Connect(context.Background(), sms.NewNumber{Number: number, AccountSID: account, AuthToken: token}); err != nil {
 		t.Fatal(err)
 	}
 	r := mux.NewRouter()
-	sms.NewHandler(sms.Config{PublicURL: public, AuthToken: token, Intake: is, Channels: ch}).Register(r)
+	sms.NewHandler(sms.Config{PublicURL: public, Store: st, Intake: is}).Register(r)
 	return r, is
 }
 

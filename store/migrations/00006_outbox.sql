@@ -43,7 +43,9 @@ CREATE INDEX outbox_issue ON outbox (issue_id, id);
 CREATE INDEX outbox_external ON outbox (connector, external_id);
 
 -- Twilio numbers: each is an SMS channel with its own account (or subaccount) credentials,
--- and optionally the Messaging Service it belongs to.
+-- and optionally the Messaging Service it belongs to. An SMS channel with no row here
+-- uses the default account (TWILIO_*); a disconnected number keeps its row, marked, so
+-- it is refused rather than falling back to the default account.
 CREATE TABLE sms_numbers (
     channel_id            BIGINT PRIMARY KEY REFERENCES channels(id),
     number                TEXT NOT NULL UNIQUE,    -- E.164, as channels.address
@@ -51,7 +53,8 @@ CREATE TABLE sms_numbers (
     auth_token            TEXT NOT NULL,           -- the signing key of webhooks; never served by the API
     messaging_service_sid TEXT UNIQUE,
     created_at            {{.Time}} NOT NULL,
-    updated_at            {{.Time}} NOT NULL
+    updated_at            {{.Time}} NOT NULL,
+    disconnected_at       {{.Time}}
 );
 CREATE INDEX sms_numbers_account ON sms_numbers (account_sid);
 
