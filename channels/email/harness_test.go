@@ -3,6 +3,7 @@ package email_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -303,6 +304,17 @@ type runOptions struct {
 
 func start(t *testing.T, a *app, ms *mailServer, o runOptions) *runner {
 	t.Helper()
+	return startWith(t, a, ms.URL(), nil, o)
+}
+
+// startURL runs a Service against any IMAP URL, with a TLS configuration.
+func startURL(t *testing.T, a *app, u *url.URL, tlsConfig *tls.Config) *runner {
+	t.Helper()
+	return startWith(t, a, u, tlsConfig, runOptions{})
+}
+
+func startWith(t *testing.T, a *app, u *url.URL, tlsConfig *tls.Config, o runOptions) *runner {
+	t.Helper()
 	if o.intake == nil {
 		o.intake = a.issues
 	}
@@ -311,7 +323,8 @@ func start(t *testing.T, a *app, ms *mailServer, o runOptions) *runner {
 	}
 	reg := prometheus.NewRegistry()
 	svc, err := email.New(context.Background(), email.Config{
-		URL:           ms.URL(),
+		URL:           u,
+		TLS:           tlsConfig,
 		DB:            a.db,
 		Intake:        o.intake,
 		Channels:      a.channels,

@@ -128,6 +128,20 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		// The mailbox's channel is named by the IMAP user when it is an address, else by
 		// EMAIL_FROM; mail from EMAIL_FROM is our own and never becomes an issue.
 		c.IMAP = &email.Config{URL: c.IMAPURL, Address: c.EmailFrom.Address, OwnAddresses: []string{c.EmailFrom.Address}}
+		if v := get("SWITCHBOARD_IMAP_POLL_INTERVAL", ""); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Second {
+				return nil, &configError{"SWITCHBOARD_IMAP_POLL_INTERVAL", fmt.Sprintf("%q must be a duration of at least 1s, like 30s or 2m", v)}
+			}
+			c.IMAP.PollInterval = d
+		}
+		if v := get("SWITCHBOARD_EMAIL_MAX_ATTACHMENT", ""); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1 {
+				return nil, &configError{"SWITCHBOARD_EMAIL_MAX_ATTACHMENT", fmt.Sprintf("%q must be a size in bytes, like 10485760", v)}
+			}
+			c.IMAP.MaxAttachment = n
+		}
 	}
 
 	if v := get("SWITCHBOARD_TRUSTED_PROXIES", ""); v != "" {
