@@ -163,10 +163,17 @@ func (s *Service) MergeCustomers(ctx context.Context, a Actor, from, into int64)
 			`UPDATE issues SET customer_id = $1 WHERE customer_id = $2`,
 			`UPDATE comments SET customer_id = $1 WHERE customer_id = $2`,
 			`UPDATE messages SET customer_id = $1 WHERE customer_id = $2`,
+			// Followers of either follow the survivor; one who followed both stays once.
+			`INSERT INTO customer_followers (customer_id, user_id, created_at)
+				SELECT $1, user_id, created_at FROM customer_followers WHERE customer_id = $2
+				ON CONFLICT (customer_id, user_id) DO NOTHING`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, into, from); err != nil {
 				return err
 			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM customer_followers WHERE customer_id = $1`, from); err != nil {
+			return err
 		}
 		for _, id := range moved {
 			if err := s.addActivity(ctx, tx, id, &a.UserID, "customer_merged",

@@ -153,6 +153,21 @@ func (s *Service) intake(ctx context.Context, tx *store.Tx, in Inbound) (*Intake
 			return nil, err
 		}
 	}
+	// The customer wrote: a snoozed issue comes back now, not when its snooze ends.
+	var snoozed *time.Time
+	if !res.Created {
+		if err := tx.QueryRowContext(ctx, `SELECT snoozed_until FROM issues WHERE id = $1`, res.IssueID).Scan(&snoozed); err != nil {
+			return nil, err
+		}
+		if snoozed != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE issues SET snoozed_until = NULL WHERE id = $1`, res.IssueID); err != nil {
+				return nil, err
+			}
+			if err := s.addActivity(ctx, tx, res.IssueID, nil, "unsnoozed", map[string]any{"snoozed_until": snoozed, "reason": "customer_message"}, now); err != nil {
+				return nil, err
+			}
+		}
+	}
 
 	err = tx.QueryRowContext(ctx, `INSERT INTO comments (issue_id, kind, body, customer_id, channel_id, external_id, created_at)
 		VALUES ($1, 'customer', $2, $3, $4, $5, $6) RETURNING id`,
@@ -200,6 +215,15 @@ func (s *Service) intake(ctx context.Context, tx *store.Tx, in Inbound) (*Intake
 	if issue.ChannelID != in.ChannelID || res.Reason == ReasonReopened {
 		if _, err := s.log.Append(ctx, tx, hub.ChannelTopic(issue.ChannelID), "issue.updated", map[string]any{"issue": issue}); err != nil {
 			return nil, err
+		}
+	}
+	if snoozed != nil {
+		// The same event Unsnooze sends, so the assignee is told the same way.
+		data := map[string]any{"issue": issue, "assignee_id": issue.AssigneeID, "action": "unsnoozed", "reason": "customer_message"}
+		for _, t := range []hub.Topic{hub.ChannelTopic(issue.ChannelID), hub.IssueTopic(issue.ID)} {
+			if _, err := s.log.Append(ctx, tx, t, "issue.unsnoozed", data); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if _, err := s.log.Append(ctx, tx, hub.IssueTopic(res.IssueID), typ, map[string]any{"issue": issue, "comment_id": res.CommentID}); err != nil {

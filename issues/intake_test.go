@@ -173,3 +173,33 @@ func TestIntakeIsIdempotent(t *testing.T) {
 		}
 	})
 }
+
+func TestCustomerMessageWakesASnoozedIssue(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db)
+		first := f.text("+15551230003", "hello")
+		later := time.Now().Add(24 * time.Hour).UTC()
+		if _, err := db.ExecContext(context.Background(), `UPDATE issues SET snoozed_until = $1 WHERE id = $2`, later, first.IssueID); err != nil {
+			t.Fatal(err)
+		}
+		again := f.text("+15551230003", "still waiting")
+		if again.IssueID != first.IssueID {
+			t.Fatalf("went to %d; want %d", again.IssueID, first.IssueID)
+		}
+		got, err := f.is.Get(context.Background(), first.IssueID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.SnoozedUntil != nil {
+			t.Errorf("still snoozed until %v after the customer wrote", got.SnoozedUntil)
+		}
+		_, activity, _ := f.is.Detail(context.Background(), first.IssueID)
+		found := false
+		for _, a := range activity {
+			found = found || a.Action == "unsnoozed"
+		}
+		if !found {
+			t.Error("no unsnoozed entry in the activity log")
+		}
+	})
+}

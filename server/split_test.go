@@ -138,6 +138,8 @@ func TestMergeCustomers(t *testing.T) {
 				phoneCustomer = i.CustomerID
 			}
 		}
+		// Alice follows the customer that will be merged away; she follows the survivor after.
+		e.expect(alice, "POST", fmt.Sprintf("/api/customers/%d/follow", mailIssue.Issue.CustomerID), nil, 200, "")
 		path := fmt.Sprintf("/api/customers/%d/merge", mailIssue.Issue.CustomerID)
 		e.expect(alice, "POST", path, map[string]int64{"into_customer_id": phoneCustomer}, 403, "only admins")
 		e.expect(admin, "POST", path, map[string]int64{"into_customer_id": phoneCustomer}, 200, `"email":"Pat@Example.com"`)
@@ -168,6 +170,11 @@ func TestMergeCustomers(t *testing.T) {
 			t.Errorf("new mail went to customer %d; want %d", got.Issue.CustomerID, phoneCustomer)
 		}
 		e.expect(admin, "POST", path, map[string]int64{"into_customer_id": phoneCustomer}, 409, "merged away")
+		var followers int
+		if err := e.s.DB.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM customer_followers WHERE customer_id = $1 AND user_id = $2`,
+			phoneCustomer, userID(t, e, "alice")).Scan(&followers); err != nil || followers != 1 {
+			t.Errorf("alice follows the survivor %d times (%v); want once", followers, err)
+		}
 		e.expect(alice, "GET", "/api/customers/999999", nil, 404, "no such customer")
 	})
 }
