@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -57,6 +58,10 @@ type Config struct {
 	// IMAP, when set, reads a mailbox into an email channel (IMAP_URL); New fills in its
 	// DB, Intake, Channels, Log, Now and Metrics. Nil: no email intake.
 	IMAP *email.Config
+	// SMTP, when set, sends email replies (SMTP_URL) from MailFrom (EMAIL_FROM). Nil:
+	// email replies are stored and stay queued.
+	SMTP     *url.URL
+	MailFrom *mail.Address
 	// Outbox tunes outbound delivery (timeouts, backoff); zero values take its defaults.
 	// Now, Logger and Metrics are the server's.
 	Outbox outbox.Config
@@ -160,6 +165,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.setupOutbound(ctx); err != nil {
 		s.Close()
 		return nil, err
+	}
+	if cfg.SMTP != nil {
+		from := cfg.MailFrom
+		if from == nil {
+			from = &mail.Address{Name: "Support", Address: "support@localhost"}
+		}
+		out, err := email.NewSMTP(email.SMTPConfig{URL: cfg.SMTP, From: from, DB: db, Log: log, Now: cfg.Now})
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.Outbox.Register(email.ConnectorName, out)
+		s.Issues.SetSender(channels.Email, OutboxSender(s.Outbox, email.ConnectorName))
 	}
 	if cfg.IMAP != nil {
 		ec := *cfg.IMAP

@@ -124,6 +124,7 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	if c.EmailFrom, err = mail.ParseAddress(from); err != nil {
 		return nil, &configError{"EMAIL_FROM", fmt.Sprintf("%q is not an address like Support <support@example.com>", from)}
 	}
+	c.SMTP, c.MailFrom = c.SMTPURL, c.EmailFrom // email replies go out over SMTP_URL when set
 	if c.IMAPURL != nil {
 		// The mailbox's channel is named by the IMAP user when it is an address, else by
 		// EMAIL_FROM; mail from EMAIL_FROM is our own and never becomes an issue.
