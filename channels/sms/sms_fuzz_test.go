@@ -54,6 +54,11 @@ func FuzzInboundWebhook(f *testing.F) {
 	f.Add("%zz=1&MessageSid=SM3")
 	f.Add("MessageSid=SM4&From=x&To=%2B15550001111&Body=%FF%FE")
 	f.Add(strings.Repeat("a=b&", 2000))
+	// Keywords, MMS fields, Messaging Services.
+	f.Add("MessageSid=SM5&From=%2B15551234567&To=%2B15550001111&Body=+Stop%0A")
+	f.Add("MessageSid=SM6&From=%2B15551234567&To=%2B15550001111&Body=&NumMedia=2&MediaUrl0=https%3A%2F%2Fapi.twilio.com%2Fm" +
+		"&MediaContentType0=image%2Fjpeg&MediaUrl1=javascript%3Aalert(1)&MediaContentType1=%3B%3B")
+	f.Add("MessageSid=SM7&From=%2B15551234567&To=%2B19999999999&MessagingServiceSid=MG1&Body=x&NumMedia=99999999999999999999")
 	h, is := newWebhook(f)
 	seen := map[string]bool{} // MessageSids accepted before: repeats are ignored by design
 	f.Fuzz(func(t *testing.T, body string) {
