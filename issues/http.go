@@ -2,6 +2,7 @@ package issues
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -55,17 +56,17 @@ func (h *Handler) Register(r *mux.Router) {
 	r.HandleFunc("/api/issues", h.list).Methods(http.MethodGet)
 	r.HandleFunc(issue, h.get).Methods(http.MethodGet)
 	r.HandleFunc(issue, h.update).Methods(http.MethodPatch)
-	r.HandleFunc(issue+"/take", h.take).Methods(http.MethodPost)
+	r.HandleFunc(issue+"/take", h.oneClick(h.svc.Take)).Methods(http.MethodPost)
 	r.HandleFunc(issue+"/assign", h.assign).Methods(http.MethodPost)
-	r.HandleFunc(issue+"/unassign", h.unassign).Methods(http.MethodPost)
+	r.HandleFunc(issue+"/unassign", h.oneClick(h.svc.Unassign)).Methods(http.MethodPost)
 	r.HandleFunc(issue+"/resolve", h.status(Resolved)).Methods(http.MethodPost)
 	r.HandleFunc(issue+"/close", h.status(Closed)).Methods(http.MethodPost)
 	r.HandleFunc(issue+"/reopen", h.reopen).Methods(http.MethodPost)
 	r.HandleFunc(issue+"/notes", h.note).Methods(http.MethodPost)
 	r.HandleFunc(issue+"/replies", h.reply).Methods(http.MethodPost)
 	r.HandleFunc(issue+"/snooze", h.snooze).Methods(http.MethodPost)
-	r.HandleFunc(issue+"/unsnooze", h.unsnooze).Methods(http.MethodPost)
-	r.HandleFunc(issue+"/contacted", h.contacted).Methods(http.MethodPost)
+	r.HandleFunc(issue+"/unsnooze", h.oneClick(h.svc.EndSnooze)).Methods(http.MethodPost)
+	r.HandleFunc(issue+"/contacted", h.oneClick(h.svc.MarkContacted)).Methods(http.MethodPost)
 	r.HandleFunc(issue+"/viewing", h.viewing).Methods(http.MethodPost)
 	r.HandleFunc("/api/customers/{id:[0-9]+}/follow", h.follow(true)).Methods(http.MethodPost)
 	r.HandleFunc("/api/customers/{id:[0-9]+}/follow", h.follow(false)).Methods(http.MethodDelete)
@@ -144,27 +145,22 @@ func decodeOptional(w http.ResponseWriter, r *http.Request, v any) error {
 	return httpx.DecodeJSON(w, r, v)
 }
 
+// oneClick serves an action that takes nothing but the issue: take, unassign, unsnooze,
+// contacted.
+func (h *Handler) oneClick(act func(ctx context.Context, a Actor, issueID int64) (*Issue, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		issue, ok := h.visibleIssue(w, r)
+		if !ok {
+			return
+		}
+		updated, err := act(r.Context(), actorOf(r), issue.ID)
+		h.answer(w, r, updated, err)
+	}
+}
+
 // seenBody is the optional body of the one-click status actions.
 type seenBody struct {
 	LastSeenCommentID *int64 `json:"last_seen_comment_id"`
-}
-
-func (h *Handler) take(w http.ResponseWriter, r *http.Request) {
-	issue, ok := h.visibleIssue(w, r)
-	if !ok {
-		return
-	}
-	updated, err := h.svc.Take(r.Context(), actorOf(r), issue.ID)
-	h.answer(w, r, updated, err)
-}
-
-func (h *Handler) unassign(w http.ResponseWriter, r *http.Request) {
-	issue, ok := h.visibleIssue(w, r)
-	if !ok {
-		return
-	}
-	updated, err := h.svc.Unassign(r.Context(), actorOf(r), issue.ID)
-	h.answer(w, r, updated, err)
 }
 
 // status serves resolve and close.
@@ -301,24 +297,6 @@ func (h *Handler) snooze(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	updated, err := h.svc.Snooze(r.Context(), actorOf(r), issue.ID, until)
-	h.answer(w, r, updated, err)
-}
-
-func (h *Handler) unsnooze(w http.ResponseWriter, r *http.Request) {
-	issue, ok := h.visibleIssue(w, r)
-	if !ok {
-		return
-	}
-	updated, err := h.svc.EndSnooze(r.Context(), actorOf(r), issue.ID)
-	h.answer(w, r, updated, err)
-}
-
-func (h *Handler) contacted(w http.ResponseWriter, r *http.Request) {
-	issue, ok := h.visibleIssue(w, r)
-	if !ok {
-		return
-	}
-	updated, err := h.svc.MarkContacted(r.Context(), actorOf(r), issue.ID)
 	h.answer(w, r, updated, err)
 }
 
