@@ -92,6 +92,10 @@ type Server struct {
 	Channels *channels.Service
 	Issues   *issues.Service
 	Email    *email.Service // nil without IMAP
+	// Mailboxes are the mailboxes read (IMAP's first, admins' more); Run runs the
+	// supervisor that keeps one leased intake loop per mailbox.
+	Mailboxes *email.Mailboxes
+	mailboxes *email.Supervisor
 	// Outbox delivers replies (SMS, email); Run runs its worker. SMS is the Twilio
 	// connector's store: numbers, opt-outs, media.
 	Outbox *outbox.Service
@@ -191,6 +195,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		log.Info("email channel ready", "channel", s.Email.Channel().ID, "address", s.Email.Channel().Address)
 	}
+	if err := s.setupMailboxes(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -213,6 +221,7 @@ func (s *Server) routes() http.Handler {
 	issueRoutes.Register(authed)
 	issueRoutes.RegisterSplitMerge(authed)
 	email.NewHandler(s.DB, s.Issues, s.Channels, s.log).Register(authed)
+	email.NewMailboxesHandler(s.Mailboxes, s.mailboxes.Sync, s.log).Register(authed)
 	issues.NewSLAHandler(s.Issues, s.Channels, s.log).Register(authed)
 	authed.HandleFunc("/ws", s.websocket).Methods(http.MethodGet)
 	authed.HandleFunc("/api/presence", s.presence).Methods(http.MethodGet)
@@ -345,15 +354,14 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if s.Email != nil { // mail intake stops with the rest of the background work
-			mail := make(chan struct{})
-			go func() {
-				defer close(mail)
-				// One node in a cluster reads the mailbox: the one holding its lease.
-				_ = s.Email.RunLeased(bg, lease.New(s.DB, fmt.Sprintf("email:%d", s.Email.Channel().ID), "", 0))
-			}()
-			defer func() { <-mail }()
-		}
+		// Mail intake stops with the rest of the background work. One loop per mailbox;
+		// one node in a cluster reads each: the one holding its lease.
+		mail := make(chan struct{})
+		go func() {
+			defer close(mail)
+			s.mailboxes.Run(bg)
+		}()
+		defer func() { <-mail }()
 		s.maintain(bg)
 	}()
 	errc := make(chan error, 1)
@@ -379,6 +387,31 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	stopBG()
 	<-done
 	return err
+}
+
+// setupMailboxes makes the mailboxes table and its supervisor; the IMAP_URL mailbox is
+// written into the table at every start (the environment wins for it).
+func (s *Server) setupMailboxes(ctx context.Context) error {
+	s.Mailboxes = email.NewMailboxes(s.DB, s.Channels, s.cfg.Now)
+	var base email.Config
+	if s.cfg.IMAP != nil {
+		base = *s.cfg.IMAP
+	} else if s.cfg.MailFrom != nil {
+		base.OwnAddresses = []string{s.cfg.MailFrom.Address}
+	}
+	base.DB, base.Intake, base.Channels, base.Log, base.Metrics = s.DB, s.Issues, s.Channels, s.log, s.registry
+	if base.Now == nil {
+		base.Now = s.cfg.Now
+	}
+	if s.Email != nil {
+		ch := s.Email.Channel()
+		if err := s.Mailboxes.Save(ctx, ch.ID, ch.Address, s.cfg.IMAP.URL); err != nil {
+			return err
+		}
+	}
+	s.mailboxes = email.NewSupervisor(email.SupervisorConfig{Base: base, Mailboxes: s.Mailboxes, Log: s.log,
+		Lease: func(name string) email.Leaser { return lease.New(s.DB, name, "", 0) }})
+	return nil
 }
 
 // maintain runs periodic housekeeping until ctx ends.
