@@ -60,7 +60,11 @@ func evaluate(r *Report) []Target {
 	sb, bare := r.find(PathSwitchboard, modeMax, 0), r.find(base, modeMax, 0)
 	if sb != nil && bare != nil {
 		ratio := sb.DeliveriesPerSec / bare.DeliveriesPerSec
-		t.Detail = fmt.Sprintf("%.0f vs %.0f deliveries/s (%.2f×) at %d clients", sb.DeliveriesPerSec, bare.DeliveriesPerSec, ratio, sb.Clients)
+		t.Detail = fmt.Sprintf("%.0f vs %.0f deliveries/s (%.2f×) at %d clients; %.2f vs %.2f µs server CPU per delivery",
+			sb.DeliveriesPerSec, bare.DeliveriesPerSec, ratio, sb.Clients, sb.CPUPerDelivery, bare.CPUPerDelivery)
+		if sb.OtherLoad > 0.2 || bare.OtherLoad > 0.2 {
+			t.Detail += fmt.Sprintf(" (disturbed: other processes used %.2f and %.2f CPUs)", sb.OtherLoad, bare.OtherLoad)
+		}
 		switch {
 		case !sb.Valid || !bare.Valid:
 			t.Detail += "; a phase was invalid"
