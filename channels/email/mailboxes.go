@@ -393,6 +393,11 @@ func (s *Supervisor) Sync(ctx context.Context) {
 			s.log.Info("email: stopped reading a mailbox", "channel", id)
 		}
 	}
+	for id := range s.failed {
+		if _, ok := want[id]; !ok {
+			delete(s.failed, id)
+		}
+	}
 	for id, mb := range want {
 		if _, ok := s.running[id]; ok || s.failed[id] == mb.imapURL {
 			continue
