@@ -282,40 +282,6 @@ func TestSMTPOutcomes(t *testing.T) {
 	}
 }
 
-func TestSMTPRequiresTLSAwayFromLoopback(t *testing.T) {
-	db := storetest.Open(t, store.SQLite)
-	// A plain server on all interfaces, reached by a non-loopback address of this machine.
-	var ip net.IP
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
-			ip = n.IP
-			break
-		}
-	}
-	if ip == nil {
-		t.Skip("no non-loopback IPv4 address")
-	}
-	k := &smtpSink{}
-	srv := smtp.NewServer(sinkBackend{k})
-	srv.AllowInsecureAuth = true
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
-	if err != nil {
-		t.Skip(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
-	u := &url.URL{Scheme: "smtp", User: url.UserPassword("mailer", "pw"), Host: ln.Addr().String()}
-	_, err = newConnector(t, db, u, time.Now).Deliver(context.Background(), replyMessage(t, "hi"))
-	var e *outbox.Error
-	if !errors.As(err, &e) || e.Outcome != outbox.Transient || !strings.Contains(e.Reason, "STARTTLS") {
-		t.Fatalf("plain SMTP away from loopback: %v", err)
-	}
-	if n := len(k.sent()); n != 0 {
-		t.Fatalf("%d mails sent in plain text", n)
-	}
-}
-
 func TestReplySubjectAndHTML(t *testing.T) {
 	for _, c := range []struct {
 		in   string
