@@ -158,6 +158,20 @@ func (h *Handler) oneClick(act func(ctx context.Context, a Actor, issueID int64)
 	}
 }
 
+// issueAndBody loads the issue named in the path, if the user may see it, and decodes the
+// JSON body into v; on failure it has answered and reports false.
+func (h *Handler) issueAndBody(w http.ResponseWriter, r *http.Request, v any) (*Issue, bool) {
+	issue, ok := h.visibleIssue(w, r)
+	if !ok {
+		return nil, false
+	}
+	if err := httpx.DecodeJSON(w, r, v); err != nil {
+		httpx.WriteError(w, r, h.log, err)
+		return nil, false
+	}
+	return issue, true
+}
+
 // seenBody is the optional body of the one-click status actions.
 type seenBody struct {
 	LastSeenCommentID *int64 `json:"last_seen_comment_id"`
@@ -195,15 +209,11 @@ func (h *Handler) reopen(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) assign(w http.ResponseWriter, r *http.Request) {
-	issue, ok := h.visibleIssue(w, r)
-	if !ok {
-		return
-	}
 	var body struct {
 		AssigneeID json.RawMessage `json:"assignee_id"`
 	}
-	if err := httpx.DecodeJSON(w, r, &body); err != nil {
-		httpx.WriteError(w, r, h.log, err)
+	issue, ok := h.issueAndBody(w, r, &body)
+	if !ok {
 		return
 	}
 	if string(body.AssigneeID) == "null" {
@@ -224,17 +234,13 @@ func (h *Handler) assign(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
-	issue, ok := h.visibleIssue(w, r)
-	if !ok {
-		return
-	}
 	var body struct {
 		Priority          *string `json:"priority"`
 		Status            *string `json:"status"`
 		LastSeenCommentID *int64  `json:"last_seen_comment_id"`
 	}
-	if err := httpx.DecodeJSON(w, r, &body); err != nil {
-		httpx.WriteError(w, r, h.log, err)
+	issue, ok := h.issueAndBody(w, r, &body)
+	if !ok {
 		return
 	}
 	u := Update{Priority: body.Priority, LastSeenCommentID: body.LastSeenCommentID}
@@ -247,15 +253,11 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) note(w http.ResponseWriter, r *http.Request) {
-	issue, ok := h.visibleIssue(w, r)
-	if !ok {
-		return
-	}
 	var body struct {
 		Body string `json:"body"`
 	}
-	if err := httpx.DecodeJSON(w, r, &body); err != nil {
-		httpx.WriteError(w, r, h.log, err)
+	issue, ok := h.issueAndBody(w, r, &body)
+	if !ok {
 		return
 	}
 	updated, c, err := h.svc.AddNote(r.Context(), actorOf(r), issue.ID, body.Body)
@@ -263,16 +265,12 @@ func (h *Handler) note(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) reply(w http.ResponseWriter, r *http.Request) {
-	issue, ok := h.visibleIssue(w, r)
-	if !ok {
-		return
-	}
 	var body struct {
 		Body              string `json:"body"`
 		LastSeenCommentID *int64 `json:"last_seen_comment_id"`
 	}
-	if err := httpx.DecodeJSON(w, r, &body); err != nil {
-		httpx.WriteError(w, r, h.log, err)
+	issue, ok := h.issueAndBody(w, r, &body)
+	if !ok {
 		return
 	}
 	updated, c, err := h.svc.Reply(r.Context(), actorOf(r), issue.ID, body.Body, body.LastSeenCommentID)
@@ -280,15 +278,11 @@ func (h *Handler) reply(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) snooze(w http.ResponseWriter, r *http.Request) {
-	issue, ok := h.visibleIssue(w, r)
-	if !ok {
-		return
-	}
 	var body struct {
 		Until string `json:"until"`
 	}
-	if err := httpx.DecodeJSON(w, r, &body); err != nil {
-		httpx.WriteError(w, r, h.log, err)
+	issue, ok := h.issueAndBody(w, r, &body)
+	if !ok {
 		return
 	}
 	until, err := time.Parse(time.RFC3339Nano, body.Until)

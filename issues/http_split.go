@@ -20,15 +20,11 @@ func (h *Handler) RegisterSplitMerge(r *mux.Router) {
 }
 
 func (h *Handler) split(w http.ResponseWriter, r *http.Request) {
-	issue, ok := h.visibleIssue(w, r)
-	if !ok {
-		return
-	}
 	var body struct {
 		CommentID int64 `json:"comment_id"`
 	}
-	if err := httpx.DecodeJSON(w, r, &body); err != nil {
-		httpx.WriteError(w, r, h.log, err)
+	issue, ok := h.issueAndBody(w, r, &body)
+	if !ok {
 		return
 	}
 	if body.CommentID <= 0 {
@@ -44,15 +40,11 @@ func (h *Handler) split(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) merge(w http.ResponseWriter, r *http.Request) {
-	issue, ok := h.visibleIssue(w, r)
-	if !ok {
-		return
-	}
 	var body struct {
 		IntoIssueID int64 `json:"into_issue_id"`
 	}
-	if err := httpx.DecodeJSON(w, r, &body); err != nil {
-		httpx.WriteError(w, r, h.log, err)
+	issue, ok := h.issueAndBody(w, r, &body)
+	if !ok {
 		return
 	}
 	into, err := h.svc.Get(r.Context(), body.IntoIssueID)
