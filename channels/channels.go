@@ -92,6 +92,14 @@ var (
 type Config struct {
 	Now       func() time.Time // default time.Now
 	Directory Directory        // optional: fills author/customer/issue summaries
+	Notifier  Notifier         // optional: told about agents' messages, in their transaction
+}
+
+// Notifier hears about every message an agent posts into a team or direct channel, inside
+// the posting transaction, so the notifications it records commit (or roll back) with the
+// message. An error rolls the post back. notify.Service implements it.
+type Notifier interface {
+	ChannelMessage(ctx context.Context, tx *store.Tx, ch *Channel, m *Message) error
 }
 
 // Service is the channels API.
@@ -112,6 +120,9 @@ func New(db *store.DB, log *hub.Log, cfg Config) *Service {
 // SetDirectory sets the Directory after construction (it usually depends on services that
 // depend on this one).
 func (s *Service) SetDirectory(d Directory) { s.cfg.Directory = d }
+
+// SetNotifier sets the Notifier after construction (notify depends on this service).
+func (s *Service) SetNotifier(n Notifier) { s.cfg.Notifier = n }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
 
@@ -434,6 +445,11 @@ func (s *Service) PostAsUser(ctx context.Context, userID, channelID int64, body 
 		m, err = s.Append(ctx, tx, Post{ChannelID: channelID, Body: body, AuthorID: &userID})
 		if err != nil {
 			return err
+		}
+		if s.cfg.Notifier != nil {
+			if err := s.cfg.Notifier.ChannelMessage(ctx, tx, ch, m); err != nil {
+				return err
+			}
 		}
 		// Writing is reading: the author's own position moves past their message.
 		_, err = tx.ExecContext(ctx, `INSERT INTO channel_reads (channel_id, user_id, last_read) VALUES ($1, $2, $3)
