@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,6 +46,7 @@ type View struct {
 	Channel
 	LastRead int64 `json:"last_read"`
 	Unread   int64 `json:"unread"`
+	PeerID   int64 `json:"peer_id,omitempty"` // direct channels: the other person
 }
 
 // Message is one entry of a feed. The summaries are filled for display by a Directory.
@@ -93,6 +95,7 @@ type Config struct {
 	Now       func() time.Time // default time.Now
 	Directory Directory        // optional: fills author/customer/issue summaries
 	Notifier  Notifier         // optional: told about agents' messages, in their transaction
+	People    People           // user look-ups for direct messages and membership changes
 }
 
 // Notifier hears about every message an agent posts into a team or direct channel, inside
@@ -234,7 +237,23 @@ func (s *Service) ForUser(ctx context.Context, userID int64) ([]*View, error) {
 		}
 		out = append(out, &v)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	for _, v := range out {
+		if err := s.personalize(ctx, v, userID); err != nil {
+			return nil, err
+		}
+	}
+	// Direct channels come last (the ORDER BY) and sort by the other person's name,
+	// which only exists per viewer.
+	if i := slices.IndexFunc(out, func(v *View) bool { return v.Kind == Direct }); i >= 0 {
+		slices.SortStableFunc(out[i:], func(a, b *View) int {
+			return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
+		})
+	}
+	return out, nil
 }
 
 // IsMember reports whether the user belongs to the channel.
