@@ -70,19 +70,45 @@ function parseRetryAfter(v) {
   return Math.max(0, Math.ceil((t - Date.now()) / 1000));
 }
 
+const enc = encodeURIComponent;
+const issuePath = (id, action = '') => `/api/issues/${enc(id)}${action ? '/' + action : ''}`;
+
 export const api = {
+  /** request is the generic call, for endpoints without a helper here. */
+  request,
   login: (email, password) => request('POST', '/api/session', { email, password }, { quiet401: true }),
   logout: () => request('DELETE', '/api/session', undefined, { quiet401: true }),
   me: () => request('GET', '/api/me', undefined, { quiet401: true }),
   users: () => request('GET', '/api/users'),
+  teams: () => request('GET', '/api/teams'),
+  presence: () => request('GET', '/api/presence'),
   channels: () => request('GET', '/api/channels'),
   messages: (channelID, before, limit = 50, signal) => {
     const q = new URLSearchParams({ limit: String(limit) });
     if (before != null) q.set('before', String(before));
-    return request('GET', `/api/channels/${encodeURIComponent(channelID)}/messages?${q}`, undefined, { signal });
+    return request('GET', `/api/channels/${enc(channelID)}/messages?${q}`, undefined, { signal });
   },
-  markRead: (channelID, number) => request('POST', `/api/channels/${encodeURIComponent(channelID)}/read`, { number }),
-  post: (channelID, body) => request('POST', `/api/channels/${encodeURIComponent(channelID)}/messages`, { body }),
-  take: (issueID) => request('POST', `/api/issues/${encodeURIComponent(issueID)}/take`, {}),
-  resolve: (issueID) => request('POST', `/api/issues/${encodeURIComponent(issueID)}/resolve`, {}),
+  markRead: (channelID, number) => request('POST', `/api/channels/${enc(channelID)}/read`, { number }),
+  post: (channelID, body) => request('POST', `/api/channels/${enc(channelID)}/messages`, { body }),
+  direct: (userID) => request('POST', '/api/direct', { user_id: userID }),
+  createChannel: (name, memberIDs) => request('POST', '/api/channels', { name, member_ids: memberIDs }),
+  /** issues lists issues; filters is an object of the documented query parameters. */
+  issues: (filters = {}, signal) => {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(filters)) if (v !== '' && v != null) q.set(k, String(v));
+    return request('GET', `/api/issues?${q}`, undefined, { signal });
+  },
+  issue: (id, signal) => request('GET', issuePath(id), undefined, { signal }),
+  issueSLA: (id, signal) => request('GET', issuePath(id, 'sla'), undefined, { signal }),
+  take: (id) => request('POST', issuePath(id, 'take'), {}),
+  assign: (id, assigneeID) => request('POST', issuePath(id, 'assign'), { assignee_id: assigneeID }),
+  resolve: (id, lastSeen) => request('POST', issuePath(id, 'resolve'), lastSeen ? { last_seen_comment_id: lastSeen } : {}),
+  close: (id, lastSeen) => request('POST', issuePath(id, 'close'), lastSeen ? { last_seen_comment_id: lastSeen } : {}),
+  reopen: (id, lastSeen) => request('POST', issuePath(id, 'reopen'), lastSeen ? { last_seen_comment_id: lastSeen } : {}),
+  patchIssue: (id, fields) => request('PATCH', issuePath(id), fields),
+  note: (id, body) => request('POST', issuePath(id, 'notes'), { body }),
+  reply: (id, body, lastSeen) => request('POST', issuePath(id, 'replies'), lastSeen ? { body, last_seen_comment_id: lastSeen } : { body }),
+  viewing: (id, typing) => request('POST', issuePath(id, 'viewing'), { typing: !!typing }),
+  customer: (id, signal) => request('GET', `/api/customers/${enc(id)}`, undefined, { signal }),
+  follow: (id, on) => request(on ? 'POST' : 'DELETE', `/api/customers/${enc(id)}/follow`),
 };

@@ -8,6 +8,8 @@ import { Live } from './live.js';
 import { Feed } from './feed.js';
 import { setChipError } from './message.js';
 import { renderChannelList, updateBadge, markCurrent, channelHref, kindName } from './sidebar.js';
+import { mountNotifications } from './notify.js';
+import { pages } from './pages.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -146,6 +148,24 @@ class Session {
     this.sending = false;
     this.ac = new AbortController();
     this.ended = false;
+    this.listeners = new Map(); // live object type → Set of functions (ctx.onEvent)
+    this.view = null; // 'channel' | 'page'
+    this.pageCleanup = null;
+    this.pageKey = '';
+    this.stopNotifications = null;
+
+    // The one context object every module receives (documented in frontend/README.md).
+    this.ctx = {
+      api,
+      me,
+      signal: this.ac.signal,
+      users: () => [...this.users.values()],
+      user: (id) => this.users.get(Number(id)) || null,
+      channels: () => this.order.slice(),
+      onEvent: (type, fn) => this.onEvent(type, fn),
+      navigate: (hash) => { if (location.hash !== hash) location.hash = hash; else this.route(); },
+      isConnected: () => this.live.live,
+    };
 
     const ctx = {
       meID: me.id,
@@ -166,8 +186,14 @@ class Session {
     });
     this.live = new Live({
       onObject: (obj) => this.onLive(obj),
-      onOpen: () => this.setOffline(false),
-      onDown: (info) => this.onLiveDown(info),
+      onOpen: () => {
+        this.setOffline(false);
+        this.emit({ type: 'live.connected' });
+      },
+      onDown: (info) => {
+        this.onLiveDown(info);
+        this.emit({ type: 'live.disconnected', ...info });
+      },
     });
   }
 
@@ -176,7 +202,13 @@ class Session {
     setText($('me-name'), this.me.name || this.me.email || '');
     $('me-name').title = this.me.email || '';
     setText($('sidebar-me'), `Signed in as ${this.me.name || this.me.email || ''}`);
+    $('admin-link').hidden = this.me.role !== 'admin';
     this.wire();
+    try {
+      this.stopNotifications = mountNotifications(this.ctx, $('bell-slot'), $('toasts'));
+    } catch (err) {
+      console.error('switchboard: the notifications did not start', err);
+    }
     this.feed.leave();
     setText($('channel-title'), '\u00a0');
     setText($('feed-status'), 'Loading channels…');
@@ -267,7 +299,15 @@ class Session {
     if (this.ended) return;
     this.ended = true;
     this.live.stop();
+    this.leavePage();
+    try {
+      this.stopNotifications?.();
+    } catch (err) {
+      console.error('switchboard: stopping the notifications failed', err);
+    }
+    this.stopNotifications = null;
     this.ac.abort();
+    this.listeners.clear();
     clearTimeout(this.readTimer);
     clearTimeout(this.reloadTimer);
     clearTimeout(this.offlineTimer);
@@ -375,6 +415,11 @@ class Session {
 
   route() {
     if (!this.ready) return;
+    const pm = /^#\/(preferences|stats|admin)(?:\/([\w-]+))?$/.exec(location.hash);
+    if (pm) {
+      this.openPage(pm[1], { section: pm[2] || '' });
+      return;
+    }
     const m = /^#\/channels\/(\d+)$/.exec(location.hash);
     if (!m && this.feed.channelID != null && !location.hash.startsWith('#/')) return; // an in-page anchor
     let ch = m ? this.channels.get(Number(m[1])) : null;
@@ -392,7 +437,59 @@ class Session {
     this.openChannel(ch);
   }
 
+  /** showView shows one of the main area's views and marks its sidebar link. */
+  showView(name, route = '') {
+    if (this.view !== 'page' || name !== 'page') this.leavePage();
+    this.view = name;
+    $('main').hidden = name !== 'channel';
+    $('page').hidden = name !== 'page';
+    for (const a of document.querySelectorAll('#nav-links [data-route]')) {
+      if (a.dataset.route === route) a.setAttribute('aria-current', 'page');
+      else a.removeAttribute('aria-current');
+    }
+    if (name !== 'channel') markCurrent($('channel-list'), null);
+  }
+
+  /** openPage renders a full-width page from pages.js (preferences, stats, admin). */
+  openPage(name, params) {
+    const key = `${name}/${params.section}`;
+    if (this.view === 'page' && this.pageKey === key) return;
+    this.showView('page', name);
+    this.leavePage();
+    this.pageKey = key;
+    const el = $('page');
+    clear(el);
+    const page = pages[name];
+    if (!page || typeof page.render !== 'function') {
+      el.appendChild(h('p', { class: 'page-missing' }, 'This page is not available yet.'));
+      document.title = 'Switchboard';
+      return;
+    }
+    document.title = `${page.title || name} · Switchboard`;
+    try {
+      const cleanup = page.render(el, this.ctx, params);
+      this.pageCleanup = typeof cleanup === 'function' ? cleanup : null;
+    } catch (err) {
+      console.error('switchboard: rendering the page failed', name, err);
+      el.appendChild(h('p', { class: 'page-missing', role: 'alert' }, `This page failed to load: ${err.message}`));
+    }
+  }
+
+  leavePage() {
+    const cleanup = this.pageCleanup;
+    this.pageCleanup = null;
+    this.pageKey = '';
+    if (cleanup) {
+      try {
+        cleanup();
+      } catch (err) {
+        console.error('switchboard: leaving the page failed', err);
+      }
+    }
+  }
+
   openChannel(ch) {
+    this.showView('channel');
     markCurrent($('channel-list'), ch.id);
     setText($('channel-title'), ch.kind === 'team' ? `# ${ch.name}` : ch.name);
     setText($('channel-kind'), kindName(ch.kind));
@@ -425,7 +522,29 @@ class Session {
 
   // ---- Live events ----
 
+  /** onEvent registers fn for live objects of type; it returns the unsubscribe function. */
+  onEvent(type, fn) {
+    let set = this.listeners.get(type);
+    if (!set) this.listeners.set(type, (set = new Set()));
+    const entry = (obj) => fn(obj);
+    set.add(entry);
+    return () => set.delete(entry);
+  }
+
+  emit(obj) {
+    const set = this.listeners.get(obj.type);
+    if (!set) return;
+    for (const fn of [...set]) {
+      try {
+        fn(obj);
+      } catch (err) {
+        console.error('switchboard: a live event handler failed', obj.type, err);
+      }
+    }
+  }
+
   onLive(obj) {
+    this.emit(obj);
     if (obj.type === 'hello') {
       this.resolveHello?.();
       const late = !this.hadHello && this.snapshotStarted;
@@ -476,7 +595,7 @@ class Session {
     if (m.number > ch.last_number) {
       ch.last_number = m.number;
       const mine = m.author_id != null && m.author_id === this.me.id;
-      if (!mine && m.number > ch.last_read && !(open && this.feed.isReading())) {
+      if (!mine && m.number > ch.last_read && !(open && this.reading())) {
         ch.unread++;
         (ch.counted ??= new Set()).add(m.number);
         this.badge(ch);
@@ -558,6 +677,11 @@ class Session {
 
   // ---- Reading ----
 
+  /** reading: the open channel's feed is on screen and at its bottom. */
+  reading() {
+    return this.view === 'channel' && this.feed.isReading();
+  }
+
   scheduleMarkRead() {
     clearTimeout(this.readTimer);
     this.readTimer = setTimeout(() => this.markRead(), 150);
@@ -566,7 +690,7 @@ class Session {
   async markRead() {
     const id = this.feed.channelID;
     const ch = this.channels.get(id);
-    if (!ch || !this.feed.isReading()) return;
+    if (!ch || !this.reading()) return;
     const n = this.feed.highest();
     if (n == null || (n <= ch.last_read && ch.unread === 0)) return;
     if ((this.readInFlight.get(id) ?? -1) >= n) return;
