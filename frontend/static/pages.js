@@ -1,5 +1,12 @@
 // Full-width pages reached from the sidebar: preferences, admin, stats.
-// Placeholder interface until those pages land (see frontend/README.md).
+
+import { prefsPage } from './prefs.js';
+import { adminPage } from './admin.js';
+import { statsPage } from './stats.js';
 
 // pages maps a route name to {title, render(container, ctx, params) -> cleanup?}.
-export const pages = {};
+export const pages = {
+  preferences: prefsPage,
+  admin: adminPage,
+  stats: statsPage,
+};
