@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchboard-hq/switchboard/hub"
 	"github.com/switchboard-hq/switchboard/internal/httpx"
+	"github.com/switchboard-hq/switchboard/notify"
 	"github.com/switchboard-hq/switchboard/store"
 )
 
@@ -132,6 +133,9 @@ func (s *Service) act(ctx context.Context, a Actor, issueID int64, what string, 
 		}
 		if c.quiet {
 			return nil
+		}
+		if err := s.tell(ctx, tx, out, &notify.Occurrence{What: notify.WhatIssueUpdated, ActorID: a.UserID, Actions: actions}); err != nil {
+			return err
 		}
 		data := map[string]any{"issue": out, "action": actions[0], "actions": actions, "actor_id": a.UserID}
 		if _, err := s.log.Append(ctx, tx, hub.ChannelTopic(out.ChannelID), "issue.updated", data); err != nil {
@@ -493,6 +497,9 @@ func (s *Service) Unsnooze(ctx context.Context, now time.Time) (int, error) {
 			}
 			issue, err := s.get(ctx, tx, id)
 			if err != nil {
+				return err
+			}
+			if err := s.tell(ctx, tx, issue, &notify.Occurrence{What: notify.WhatUnsnoozed}); err != nil {
 				return err
 			}
 			data := map[string]any{"issue": issue, "assignee_id": issue.AssigneeID, "action": "unsnoozed"}

@@ -245,6 +245,9 @@ func (s *Service) AddNote(ctx context.Context, a Actor, issueID int64, body stri
 		}
 		note.Mentions = mentions
 		c.record("note_added", map[string]any{"comment_id": note.ID, "mentions": handles})
+		if err := s.tell(ctx, c.tx, c.cur, noteOccurrence(a.UserID, body, mentions)); err != nil {
+			return err
+		}
 		_, err = s.log.Append(ctx, c.tx, hub.IssueTopic(issueID), "comment.created", map[string]any{
 			"comment": note, "issue_id": issueID, "mentions": mentions,
 			"assignee_id": c.cur.AssigneeID, "customer_id": c.cur.CustomerID})

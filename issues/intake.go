@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchboard-hq/switchboard/channels"
 	"github.com/switchboard-hq/switchboard/hub"
+	"github.com/switchboard-hq/switchboard/notify"
 	"github.com/switchboard-hq/switchboard/store"
 )
 
@@ -204,6 +205,10 @@ func (s *Service) intake(ctx context.Context, tx *store.Tx, in Inbound) (*Intake
 	}
 	issue, err := s.get(ctx, tx, res.IssueID)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.tell(ctx, tx, issue, &notify.Occurrence{What: notify.WhatCustomerMessage, ChannelID: in.ChannelID,
+		Text: in.Body, Created: res.Created, Unsnoozed: snoozed != nil}); err != nil {
 		return nil, err
 	}
 	typ := "issue.updated"

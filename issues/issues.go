@@ -127,6 +127,8 @@ type Config struct {
 	// ViewingInterval is the least time between two issue.viewing events of one user on
 	// one issue; requests in between are dropped. Default 2 s.
 	ViewingInterval time.Duration
+	// Notifier hears what happens to issues, for notifications (see SetNotifier).
+	Notifier Notifier
 }
 
 // Service is the issues API.

@@ -46,6 +46,7 @@ import (
 	"github.com/switchboard-hq/switchboard/hub"
 	"github.com/switchboard-hq/switchboard/internal/httpx"
 	"github.com/switchboard-hq/switchboard/internal/lease"
+	"github.com/switchboard-hq/switchboard/notify"
 	"github.com/switchboard-hq/switchboard/store"
 )
 
@@ -925,6 +926,9 @@ func (e *Engine) breach(ctx context.Context, tx *store.Tx, r *slaRow, c *clockSt
 		if err != nil && !errors.Is(err, channels.ErrNotFound) {
 			return err
 		}
+	}
+	if err := e.svc.tell(ctx, tx, issue, &notify.Occurrence{What: notify.WhatSLABreached, SLAKind: c.Kind}); err != nil {
+		return err
 	}
 	return e.notify(ctx, tx, issue, EventSLABreached, slaEventData(issue, c))
 }
