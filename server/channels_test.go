@@ -1,0 +1,253 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/coder/websocket/wsjson"
+
+	"github.com/switchboard-hq/switchboard/accounts"
+	"github.com/switchboard-hq/switchboard/store"
+)
+
+type channelView struct {
+	ID     int64  `json:"id"`
+	Kind   string `json:"kind"`
+	Name   string `json:"name"`
+	PeerID int64  `json:"peer_id"`
+	Unread int64  `json:"unread"`
+	Addr   string `json:"address"`
+}
+
+// decode reads a JSON answer with the wanted status.
+func decode(t *testing.T, resp *http.Response, status int, v any) {
+	t.Helper()
+	defer resp.Body.Close()
+	if resp.StatusCode != status {
+		t.Fatalf("%s %s: %d %s; want %d", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, body(resp), status)
+	}
+	if v != nil {
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (e *env) channelsOf(c *http.Client) map[int64]channelView {
+	e.t.Helper()
+	var out struct {
+		Channels []channelView `json:"channels"`
+	}
+	e.getJSON(c, "/api/channels", &out)
+	m := map[int64]channelView{}
+	for _, ch := range out.Channels {
+		m[ch.ID] = ch
+	}
+	return m
+}
+
+// status posts and returns only the status code, with the error text for messages.
+func (e *env) status(c *http.Client, method, path string, v any) (int, string) {
+	e.t.Helper()
+	resp := e.do(c, method, path, v)
+	return resp.StatusCode, body(resp)
+}
+
+func TestDirectMessages(t *testing.T) {
+	for _, d := range []store.Dialect{store.SQLite, store.Postgres} {
+		t.Run(string(d), func(t *testing.T) {
+			e := start(t, d)
+			alice := e.agent("alice", accounts.RoleAgent)
+			bob := e.agent("bob", accounts.RoleAgent)
+			carol := e.agent("carol", accounts.RoleAgent)
+			aliceID, bobID := e.userID("alice"), e.userID("bob")
+			bobWS, bobIn := dialWS(t, e, bob, "")
+			next(t, bobIn, "hello")
+
+			var opened struct {
+				Channel channelView `json:"channel"`
+			}
+			decode(t, e.do(alice, "POST", "/api/direct", map[string]any{"user_id": bobID}), 200, &opened)
+			dm := opened.Channel
+			if dm.Kind != "direct" || dm.Name != "Bob" || dm.PeerID != bobID || dm.Addr != "" {
+				t.Fatalf("alice's view of the DM = %+v; want kind direct, named Bob, peer %d, no address", dm, bobID)
+			}
+			// Bob's sidebar learns about it live, named after Alice.
+			added := next(t, bobIn, "channel.added")
+			ch := added["data"].(map[string]any)["channel"].(map[string]any)
+			if int64(ch["id"].(float64)) != dm.ID || ch["name"] != "Alice" || int64(ch["peer_id"].(float64)) != aliceID {
+				t.Fatalf("bob's channel.added = %v", ch)
+			}
+			// Opening it again, from either side, finds the same channel.
+			var again struct {
+				Channel channelView `json:"channel"`
+			}
+			decode(t, e.do(bob, "POST", "/api/direct", map[string]any{"user_id": aliceID}), 200, &again)
+			if again.Channel.ID != dm.ID || again.Channel.Name != "Alice" {
+				t.Fatalf("bob opening the DM = %+v; want channel %d named Alice", again.Channel, dm.ID)
+			}
+
+			// Bob follows the new feed on his open connection and sees Alice's message.
+			if err := wsjson.Write(context.Background(), bobWS, map[string]any{"type": "subscribe", "topic": fmt.Sprintf("channel:%d", dm.ID)}); err != nil {
+				t.Fatal(err)
+			}
+			next(t, bobIn, "subscribed")
+			if code, msg := e.status(alice, "POST", fmt.Sprintf("/api/channels/%d/messages", dm.ID), map[string]string{"body": "<b>psst</b>"}); code != 201 {
+				t.Fatalf("post DM: %d %s", code, msg)
+			}
+			got := next(t, bobIn, "message.created")
+			if body := got["data"].(map[string]any)["message"].(map[string]any)["body"]; body != "<b>psst</b>" {
+				t.Errorf("bob got body %q", body)
+			}
+			if v := e.channelsOf(bob)[dm.ID]; v.Unread != 1 || v.Name != "Alice" {
+				t.Errorf("bob's sidebar entry = %+v; want unread 1, named Alice", v)
+			}
+			// Carol is not in it: it does not exist for her.
+			if _, ok := e.channelsOf(carol)[dm.ID]; ok {
+				t.Error("carol lists alice and bob's DM")
+			}
+			if code, _ := e.status(carol, "GET", fmt.Sprintf("/api/channels/%d/messages", dm.ID), nil); code != 404 {
+				t.Errorf("carol reading the DM: %d; want 404", code)
+			}
+
+			for _, tc := range []struct {
+				body any
+				want string
+			}{
+				{map[string]any{"user_id": aliceID}, "direct message needs another person"},
+				{map[string]any{"user_id": 99999}, "no such user"},
+				{map[string]any{}, "user_id must be"},
+			} {
+				code, msg := e.status(alice, "POST", "/api/direct", tc.body)
+				if code != 400 || !strings.Contains(msg, tc.want) {
+					t.Errorf("POST /api/direct %v: %d %s; want 400 mentioning %q", tc.body, code, msg, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func TestOpeningADirectMessageConcurrentlyMakesOne(t *testing.T) {
+	e := start(t, store.Postgres)
+	alice := e.agent("alice", accounts.RoleAgent)
+	bob := e.agent("bob", accounts.RoleAgent)
+	aliceID, bobID := e.userID("alice"), e.userID("bob")
+	var wg sync.WaitGroup
+	ids := make([]int64, 12)
+	for i := range ids {
+		wg.Go(func() {
+			c, other := alice, bobID
+			if i%2 == 1 {
+				c, other = bob, aliceID
+			}
+			var out struct {
+				Channel channelView `json:"channel"`
+			}
+			resp := e.do(c, "POST", "/api/direct", map[string]any{"user_id": other})
+			if resp.StatusCode != 200 {
+				t.Errorf("open %d: %d %s", i, resp.StatusCode, body(resp))
+				return
+			}
+			json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			ids[i] = out.Channel.ID
+		})
+	}
+	wg.Wait()
+	for i, id := range ids {
+		if id != ids[0] || id == 0 {
+			t.Fatalf("open %d got channel %d; open 0 got %d", i, id, ids[0])
+		}
+	}
+}
+
+func TestTeamChannelMembership(t *testing.T) {
+	e := start(t, store.SQLite)
+	admin := e.agent("root", accounts.RoleAdmin)
+	alice := e.agent("alice", accounts.RoleAgent)
+	bob := e.agent("bob", accounts.RoleAgent)
+	carol := e.agent("carol", accounts.RoleAgent)
+	bobID, carolID := e.userID("bob"), e.userID("carol")
+	_, carolIn := dialWS(t, e, carol, "")
+	next(t, carolIn, "hello")
+	_, bobIn := dialWS(t, e, bob, "")
+	next(t, bobIn, "hello")
+
+	var created struct {
+		Channel channelView `json:"channel"`
+	}
+	decode(t, e.do(alice, "POST", "/api/channels", map[string]any{"name": "  Escalations <b> ", "member_ids": []int64{bobID}}), 201, &created)
+	team := created.Channel
+	if team.Kind != "team" || team.Name != "Escalations <b>" {
+		t.Fatalf("created %+v", team)
+	}
+	if added := next(t, bobIn, "channel.added"); added["data"].(map[string]any)["channel"].(map[string]any)["name"] != "Escalations <b>" {
+		t.Errorf("bob's channel.added = %v", added)
+	}
+	path := fmt.Sprintf("/api/channels/%d/members", team.ID)
+	if code, _ := e.status(carol, "GET", fmt.Sprintf("/api/channels/%d/messages", team.ID), nil); code != 404 {
+		t.Errorf("carol reading a team channel she is not in: %d; want 404", code)
+	}
+	if code, _ := e.status(carol, "PUT", fmt.Sprintf("%s/%d", path, carolID), nil); code != 404 {
+		t.Errorf("carol adding herself: %d; want 404 (not a member)", code)
+	}
+	// A member adds Carol; she hears about it live.
+	if code, msg := e.status(bob, "PUT", fmt.Sprintf("%s/%d", path, carolID), nil); code != 204 {
+		t.Fatalf("bob adds carol: %d %s", code, msg)
+	}
+	next(t, carolIn, "channel.added")
+	var members struct {
+		AllAgents bool    `json:"all_agents"`
+		MemberIDs []int64 `json:"member_ids"`
+	}
+	e.getJSON(carol, path, &members)
+	if members.AllAgents || len(members.MemberIDs) != 3 {
+		t.Errorf("members = %+v; want alice, bob, carol", members)
+	}
+	// Only admins remove others; anyone may leave.
+	if code, msg := e.status(carol, "DELETE", fmt.Sprintf("%s/%d", path, bobID), nil); code != 403 || !strings.Contains(msg, "only admins") {
+		t.Errorf("carol removes bob: %d %s; want 403 naming the rule", code, msg)
+	}
+	if code, msg := e.status(bob, "DELETE", fmt.Sprintf("%s/%d", path, bobID), nil); code != 204 {
+		t.Errorf("bob leaves: %d %s", code, msg)
+	}
+	if removed := next(t, bobIn, "channel.removed"); int64(removed["data"].(map[string]any)["channel_id"].(float64)) != team.ID {
+		t.Errorf("bob's channel.removed = %v", removed)
+	}
+	if _, ok := e.channelsOf(bob)[team.ID]; ok {
+		t.Error("bob still lists the channel he left")
+	}
+	if code, msg := e.status(admin, "DELETE", fmt.Sprintf("%s/%d", path, carolID), nil); code != 204 {
+		t.Errorf("admin removes carol: %d %s", code, msg)
+	}
+	next(t, carolIn, "channel.removed")
+
+	// SMS channels include every agent; their membership is not edited here.
+	for id, ch := range e.channelsOf(alice) {
+		if ch.Kind == "sms" {
+			if code, msg := e.status(admin, "PUT", fmt.Sprintf("/api/channels/%d/members/%d", id, carolID), nil); code != 403 || !strings.Contains(msg, "only team channels") {
+				t.Errorf("adding to an SMS channel: %d %s; want 403", code, msg)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		body any
+		want string
+	}{
+		{map[string]any{"name": " "}, "name must not be empty"},
+		{map[string]any{"name": "a\x07b"}, "control characters"},
+		{map[string]any{"name": strings.Repeat("x", 81)}, "longer than 80 bytes"},
+		{map[string]any{"name": "ok", "member_ids": []int64{424242}}, "no such user"},
+		{map[string]any{"name": "ok", "member_ids": []int64{-1}}, "member_ids must be user ids"},
+	} {
+		code, msg := e.status(alice, "POST", "/api/channels", tc.body)
+		if code != 400 || !strings.Contains(msg, tc.want) {
+			t.Errorf("POST /api/channels %v: %d %s; want 400 mentioning %q", tc.body, code, msg, tc.want)
+		}
+	}
+}
