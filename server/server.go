@@ -34,6 +34,7 @@ import (
 	"github.com/switchboard-hq/switchboard/internal/lease"
 	"github.com/switchboard-hq/switchboard/internal/outbox"
 	"github.com/switchboard-hq/switchboard/issues"
+	"github.com/switchboard-hq/switchboard/notify"
 	"github.com/switchboard-hq/switchboard/store"
 )
 
@@ -76,8 +77,11 @@ type Config struct {
 	// IdleAfter is how long a connected user may do nothing before showing as idle (and
 	// counting as logged out for notifications). Default 10 minutes.
 	IdleAfter time.Duration
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// Notify tunes notifications (the email window, poll, retries); zero values take its
+	// defaults. New fills in the services, the clock, the lease and the SMTP mailer.
+	Notify notify.Config
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Server is a running Switchboard node's parts.
@@ -102,7 +106,10 @@ type Server struct {
 	SMS    *sms.Store
 	// Timers runs SLA warnings and breaches, auto-close and snooze wake-ups on the node
 	// holding the "sla" lease; Run starts it.
-	Timers   *issues.Engine
+	Timers *issues.Engine
+	// Notify routes notifications and keeps preferences and inboxes; Run runs its email
+	// worker on the node holding the "notify-email" lease.
+	Notify   *notify.Service
 	registry *prometheus.Registry
 	handler  http.Handler
 }
@@ -166,6 +173,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.Channels.SetDirectory(s.Issues)
 	s.Timers = issues.NewEngine(s.Issues, issues.EngineConfig{Lease: lease.New(db, "sla", "", 0), Now: cfg.Now, Logger: log})
 
+	if err := s.setupNotify(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.setupOutbound(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -223,6 +234,7 @@ func (s *Server) routes() http.Handler {
 	email.NewHandler(s.DB, s.Issues, s.Channels, s.log).Register(authed)
 	email.NewMailboxesHandler(s.Mailboxes, s.mailboxes.Sync, s.log).Register(authed)
 	issues.NewSLAHandler(s.Issues, s.Channels, s.log).Register(authed)
+	notify.NewHandler(s.Notify, s.log).Register(authed)
 	authed.HandleFunc("/ws", s.websocket).Methods(http.MethodGet)
 	authed.HandleFunc("/api/presence", s.presence).Methods(http.MethodGet)
 	r.PathPrefix("/api/").HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -414,6 +426,36 @@ func (s *Server) setupMailboxes(ctx context.Context) error {
 	return nil
 }
 
+// setupNotify builds the notification router and hooks it into the services whose
+// transactions it joins: issues (actions, notes, intake, timers) and channels (team and
+// direct messages).
+func (s *Server) setupNotify() error {
+	nc := s.cfg.Notify
+	nc.DB, nc.Log, nc.Users, nc.Channels, nc.Presence = s.DB, s.Events, s.Accounts, s.Channels, s.Hub
+	nc.PublicURL, nc.Logger = s.cfg.PublicURL, s.log
+	if nc.Now == nil {
+		nc.Now = s.cfg.Now
+	}
+	if nc.Lease == nil {
+		nc.Lease = lease.New(s.DB, "notify-email", "", 0)
+	}
+	if s.cfg.SMTP != nil && nc.Mailer == nil {
+		from := s.cfg.MailFrom
+		if from == nil {
+			from = &mail.Address{Name: "Support", Address: "support@localhost"}
+		}
+		m, err := notify.NewSMTP(s.cfg.SMTP, from, nil, s.cfg.Now)
+		if err != nil {
+			return err
+		}
+		nc.Mailer = m
+	}
+	s.Notify = notify.New(nc)
+	s.Channels.SetNotifier(s.Notify)
+	s.Issues.SetNotifier(s.Notify)
+	return nil
+}
+
 // maintain runs periodic housekeeping until ctx ends.
 func (s *Server) maintain(ctx context.Context) {
 	timers := make(chan struct{})
@@ -428,6 +470,12 @@ func (s *Server) maintain(ctx context.Context) {
 		s.Outbox.Run(ctx) // sends replies; attempts in flight finish before it returns
 	}()
 	defer func() { <-deliveries }()
+	mailing := make(chan struct{})
+	go func() {
+		defer close(mailing)
+		s.Notify.RunMail(ctx) // notification email; works only while this node holds "notify-email"
+	}()
+	defer func() { <-mailing }()
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {
