@@ -59,6 +59,9 @@ func TestConfigRejectsBadValuesNamingTheVariable(t *testing.T) {
 		{map[string]string{"SMTP_URL": "http://u:p@host"}, "SMTP_URL"},
 		{map[string]string{"EMAIL_FROM": "not an address"}, "EMAIL_FROM"},
 		{map[string]string{"SWITCHBOARD_TRUSTED_PROXIES": "10.0.0.0/8,nope"}, "SWITCHBOARD_TRUSTED_PROXIES"},
+		{map[string]string{"SWITCHBOARD_NOTIFY_EMAIL_WINDOW": "soon"}, "SWITCHBOARD_NOTIFY_EMAIL_WINDOW"},
+		{map[string]string{"SWITCHBOARD_NOTIFY_EMAIL_WINDOW": "500ms"}, "SWITCHBOARD_NOTIFY_EMAIL_WINDOW"},
+		{map[string]string{"SWITCHBOARD_NOTIFY_EMAIL_WINDOW": "2h"}, "SWITCHBOARD_NOTIFY_EMAIL_WINDOW"},
 	}
 	for _, tt := range tests {
 		var stderr bytes.Buffer
@@ -77,11 +80,13 @@ func TestConfigAcceptsGoodValues(t *testing.T) {
 		"TWILIO_ACCOUNT_SID": "AC" + strings.Repeat("a", 32), "TWILIO_AUTH_TOKEN": "t", "TWILIO_PHONE_NUMBER": "+15551234567",
 		"TWILIO_API_URL": "http://127.0.0.1:9999/", "IMAP_URL": "imaps://u:p@mail:993/INBOX", "SMTP_URL": "smtp://u:p@mail:587",
 		"EMAIL_FROM": "Help <help@example.com>", "SWITCHBOARD_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1",
+		"SWITCHBOARD_NOTIFY_EMAIL_WINDOW": "45s",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.PublicURL.String() != "https://support.example.com" || c.Twilio.APIURL != "http://127.0.0.1:9999" || len(c.TrustedProxies) != 2 {
+	if c.PublicURL.String() != "https://support.example.com" || c.Twilio.APIURL != "http://127.0.0.1:9999" || len(c.TrustedProxies) != 2 ||
+		c.Notify.EmailWindow != 45*time.Second {
 		t.Errorf("got %+v", c)
 	}
 }
