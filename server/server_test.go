@@ -38,13 +38,24 @@ type env struct {
 
 func start(t *testing.T, d store.Dialect) *env {
 	t.Helper()
+	return startWith(t, d, nil)
+}
+
+// startWith is start with changes to the server's Config (a fake clock, SMTP, tuning)
+// made by opt, which may be nil.
+func startWith(t *testing.T, d store.Dialect, opt func(*server.Config)) *env {
+	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	public, _ := url.Parse("http://" + srv.Listener.Addr().String())
-	s, err := server.New(context.Background(), server.Config{
+	cfg := server.Config{
 		DatabaseURL: storetest.URL(t, d),
 		PublicURL:   public,
 		Twilio:      &server.Twilio{AccountSID: "AC" + strings.Repeat("0", 32), AuthToken: authToken, PhoneNumber: number},
-	})
+	}
+	if opt != nil {
+		opt(&cfg)
+	}
+	s, err := server.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
