@@ -26,6 +26,7 @@ import (
 	"github.com/switchboard-hq/switchboard/accounts"
 	"github.com/switchboard-hq/switchboard/channels"
 	"github.com/switchboard-hq/switchboard/internal/browsertest"
+	"github.com/switchboard-hq/switchboard/internal/outbox"
 	"github.com/switchboard-hq/switchboard/internal/storetest"
 	"github.com/switchboard-hq/switchboard/server"
 	"github.com/switchboard-hq/switchboard/store"
@@ -143,21 +144,40 @@ func (c *trackedConn) Close() error {
 // startBrowser is start on SQLite, with the server behind a wire.
 func startBrowser(t *testing.T) (*env, *wire) {
 	t.Helper()
+	e, w, _ := startBrowserTwilio(t)
+	return e, w
+}
+
+// startBrowserTwilio is startBrowser with replies sent: the outbox worker runs and Twilio's
+// API is a local fake that records what it was asked to send.
+func startBrowserTwilio(t *testing.T) (*env, *wire, *fakeTwilio) {
+	t.Helper()
 	w := newWire()
+	tw := newFakeTwilio(t)
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Listener = &trackingListener{Listener: srv.Listener, w: w}
 	public, _ := url.Parse("http://" + srv.Listener.Addr().String())
 	s, err := server.New(context.Background(), server.Config{
 		DatabaseURL: storetest.URL(t, store.SQLite),
 		PublicURL:   public,
-		Twilio:      &server.Twilio{AccountSID: "AC" + strings.Repeat("0", 32), AuthToken: authToken, PhoneNumber: number},
+		Twilio: &server.Twilio{AccountSID: "AC" + strings.Repeat("0", 32), AuthToken: authToken, PhoneNumber: number,
+			APIURL: tw.srv.URL},
+		Outbox: outbox.Config{SendTimeout: 5 * time.Second, Poll: 200 * time.Millisecond},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.Config.Handler = w.handler(s.Handler())
 	srv.Start()
+	ctx, stop := context.WithCancel(context.Background())
+	worker := make(chan struct{})
+	go func() {
+		defer close(worker)
+		s.Outbox.Run(ctx)
+	}()
 	t.Cleanup(func() {
+		stop()
+		<-worker
 		srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -165,7 +185,7 @@ func startBrowser(t *testing.T) (*env, *wire) {
 		s.Close()
 	})
 	t.Cleanup(w.release) // runs first: a held upgrade would keep srv.Close waiting
-	return &env{t: t, s: s, srv: srv}, w
+	return &env{t: t, s: s, srv: srv}, w, tw
 }
 
 // userID is the id of the user that agent(handle) created.
@@ -555,38 +575,67 @@ func TestBrowserLoginAndLiveFeed(t *testing.T) {
 }
 
 // TestBrowserTakeShowsInOtherAgentsFeed: two agents in two browser contexts see the same
-// webhook message; when alice takes the issue, bob's chip turns to "Assigned to Alice"
-// without a reload, and bob's own Take It is refused inline.
+// webhook message, alice in the open SMS feed and bob as an unread badge on it; when alice
+// takes the issue, bob's chip turns to "Assigned to Alice" without a reload and no longer
+// offers Take It. A Take It that bob clicks on a stale chip (his live connection was
+// down when alice took the issue) shows the server's refusal on the chip.
 func TestBrowserTakeShowsInOtherAgentsFeed(t *testing.T) {
-	e, _ := startBrowser(t)
+	e, w := startBrowser(t)
+	ctx := context.Background()
 	aliceAPI := e.agent("alice", accounts.RoleAgent)
 	e.agent("bob", accounts.RoleAgent)
 	smsID := e.smsChannel()
+	team, err := e.s.Channels.CreateTeam(ctx, "general", []int64{e.userID("alice"), e.userID("bob")})
+	if err != nil {
+		t.Fatal(err)
+	}
 	browser := browsertest.New(t)
 	alice := openPage(t, browser, "alice")
 	bob := openPage(t, browsertest.NewTab(t, browser), "bob")
 	alice.login(e.srv.URL, "alice")
 	bob.login(e.srv.URL, "bob")
+	bob.do("open the team channel", chromedp.Click(chromedp.CSS(chanSel(team.ID))))
+	bob.wait("the team channel", `document.getElementById('channel-title').textContent === '# general'`)
 	alice.markNoReload()
 	bob.markNoReload()
 
 	m := e.sms(aliceAPI, smsID, "SMt1", "+15551230002", "Can someone call me back?")
-	for _, p := range []*page{alice, bob} {
-		p.wait("the message, unassigned", shows(m, "Can someone call me back?")+" && "+chipIs(m, "open", "unassigned", "Unassigned"))
-	}
+	alice.wait("the message, unassigned", shows(m, "Can someone call me back?")+" && "+chipIs(m, "open", "unassigned", "Unassigned"))
+	bob.wait("an unread badge on the SMS channel", badgeIs(smsID, "1"))
+	bob.do("open the SMS channel", chromedp.Click(chromedp.CSS(chanSel(smsID))))
+	bob.wait("the message, unassigned, with Take It", shows(m, "Can someone call me back?")+" && "+chipIs(m, "open", "unassigned", "Unassigned")+
+		fmt.Sprintf(` && !document.querySelector(%s).hidden`, js(msgSel(m)+` [data-action="take"]`)))
+	bob.wait("the badge gone once read", badgeIs(smsID, ""))
 
 	take := chromedp.CSS(msgSel(m) + ` .issue-chip [data-action="take"]`)
 	alice.do("take the issue", chromedp.Click(take))
-	bob.wait("the chip assigned to Alice", chipIs(m, "in_progress", "assigned", "Assigned to Alice"))
+	bob.wait("the chip assigned to Alice, blue, without Take It", chipIs(m, "in_progress", "assigned", "Assigned to Alice")+
+		fmt.Sprintf(` && document.querySelector(%s).hidden
+		&& getComputedStyle(document.querySelector(%s)).backgroundColor === 'rgb(232, 239, 253)'`, js(string(take)), js(msgSel(m)+" .issue-chip")))
 	alice.wait("her own chip assigned to her, without Take It", chipIs(m, "in_progress", "assigned", "Assigned to Alice")+
 		fmt.Sprintf(` && document.querySelector(%s).hidden`, js(string(take))))
 
-	// Bob may not take it from her: the refusal shows on the chip, which stays hers.
-	bob.check("Take It still offered to bob", fmt.Sprintf(`!document.querySelector(%s).hidden`, js(string(take))))
-	bob.do("take the issue too", chromedp.Click(take))
+	// A second customer; bob's connection drops (and stays down) before alice takes it,
+	// so his chip still offers Take It: the server refuses, and the chip says why.
+	m2 := e.sms(aliceAPI, smsID, "SMt2", "+15551230003", "Hello?")
+	bob.wait("the second message, unassigned", chipIs(m2, "open", "unassigned", "Unassigned"))
+	issue2 := evalJS[string](bob, fmt.Sprintf(`document.querySelector(%s).dataset.issueId`, js(msgSel(m2)+" .issue-chip")))
+	w.holdUpgrades()
+	w.cut()
+	http.DefaultClient.CloseIdleConnections()
+	bob.wait("the offline banner", `!document.getElementById('offline-banner').hidden`)
+	if resp := e.do(aliceAPI, "POST", "/api/issues/"+issue2+"/take", map[string]any{}); resp.StatusCode != 200 {
+		t.Fatalf("alice takes issue %s: %d %s", issue2, resp.StatusCode, body(resp))
+	} else {
+		resp.Body.Close()
+	}
+	take2 := chromedp.CSS(msgSel(m2) + ` .issue-chip [data-action="take"]`)
+	bob.do("take the stale issue", chromedp.Click(take2))
 	bob.wait("the refusal on the chip", fmt.Sprintf(`document.querySelector(%s).textContent.includes('assigned to someone else')
-		&& !document.querySelector(%s).disabled`, js(msgSel(m)+" .issue-error"), js(string(take))))
-	bob.check("the chip still alice's", chipIs(m, "in_progress", "assigned", "Assigned to Alice"))
+		&& !document.querySelector(%s).disabled`, js(msgSel(m2)+" .issue-error"), js(string(take2))))
+	w.release()
+	bob.wait("the chip caught up: alice's, without Take It", chipIs(m2, "in_progress", "assigned", "Assigned to Alice")+
+		fmt.Sprintf(` && document.querySelector(%s).hidden && document.getElementById('offline-banner').hidden`, js(string(take2))))
 	alice.checkNoReload()
 	bob.checkNoReload()
 }

@@ -3,11 +3,12 @@
 // ended, and is reported once to the handler set with onUnauthorized.
 
 export class ApiError extends Error {
-  constructor(status, message, retryAfter) {
+  constructor(status, message, retryAfter, data = null) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.retryAfter = retryAfter; // seconds, or null
+    this.data = data; // the decoded error body (a 409 may carry new_comments)
   }
 }
 
@@ -57,7 +58,7 @@ export async function request(method, path, body, opts = {}) {
       : `The server answered ${res.status}${res.statusText ? ' ' + res.statusText : ''}.`;
     const ra = parseRetryAfter(res.headers.get('Retry-After'));
     if (res.status === 401 && !opts.quiet401 && unauthorized) unauthorized();
-    throw new ApiError(res.status, message, ra);
+    throw new ApiError(res.status, message, ra, data);
   }
   return data;
 }

@@ -6,10 +6,13 @@ import { api, onUnauthorized } from './api.js';
 import { h, clear, setText } from './dom.js';
 import { Live } from './live.js';
 import { Feed } from './feed.js';
-import { setChipError } from './message.js';
+import { setChipError, allowed } from './message.js';
 import { renderChannelList, updateBadge, markCurrent, channelHref, kindName } from './sidebar.js';
 import { mountNotifications } from './notify.js';
-import { pages } from './pages.js';
+import { People, pickUser, newChannel } from './people.js';
+import { IssueList } from './issues-list.js';
+import { IssueView } from './issue.js';
+import { mountShortcuts } from './shortcuts.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -165,14 +168,17 @@ class Session {
       onEvent: (type, fn) => this.onEvent(type, fn),
       navigate: (hash) => { if (location.hash !== hash) location.hash = hash; else this.route(); },
       isConnected: () => this.live.live,
+      // Beyond the documented members: for the shell's own modules.
+      addChannel: (ch) => this.addChannel(ch),
+      toast: (text) => this.flash(text),
     };
 
     const ctx = {
       meID: me.id,
+      me,
       users: this.users,
       pending: (id) => this.pendingIssues.has(id),
-      onTake: (id, chip) => this.issueAction(id, chip, api.take),
-      onResolve: (id, chip) => this.issueAction(id, chip, api.resolve),
+      onAction: (action, id, chip) => this.chipAction(action, id, chip),
     };
     this.feed = new Feed({
       scroller: $('feed'), list: $('messages'), older: $('load-older'), status: $('feed-status'), pill: $('new-pill'),
@@ -195,6 +201,18 @@ class Session {
         this.emit({ type: 'live.disconnected', ...info });
       },
     });
+    this.people = new People(this.ctx, $('people-list'));
+    this.issueList = new IssueList(this.ctx);
+    this.issueView = new IssueView(this.ctx, {
+      live: this.live,
+      pickUser: (title) => pickUser(this.ctx, title, this.people),
+      onIssue: (issue) => {
+        this.issueList.apply(issue);
+        this.feed.applyIssue(issue);
+      },
+      wantFocus: () => false,
+    });
+    this.trackerCleanup = null;
   }
 
   async start() {
@@ -221,6 +239,7 @@ class Session {
     await Promise.race([this.hello, sleep(2500)]);
     if (this.ended) return;
     this.loadUsers();
+    this.people.load();
     await this.loadChannels();
   }
 
@@ -233,6 +252,16 @@ class Session {
     }, { signal });
     window.addEventListener('focus', () => this.scheduleMarkRead(), { signal });
     $('logout').addEventListener('click', () => this.logout(), { signal });
+    $('flash-close').addEventListener('click', () => this.flash(''), { signal });
+    mountShortcuts({
+      j: () => this.step(1),
+      k: () => this.step(-1),
+      t: () => this.shortcutAction('take'),
+      r: () => this.shortcutAction('resolve'),
+      R: () => this.compose('reply'),
+      e: () => this.compose('reply'),
+      n: () => this.compose('note'),
+    }, signal);
     document.querySelector('.skip-link').addEventListener('click', (e) => {
       e.preventDefault(); // keep the route in the hash
       $('feed').focus();
@@ -300,6 +329,8 @@ class Session {
     this.ended = true;
     this.live.stop();
     this.leavePage();
+    this.issueView.leave();
+    this.leaveTracker();
     try {
       this.stopNotifications?.();
     } catch (err) {
@@ -313,6 +344,8 @@ class Session {
     clearTimeout(this.offlineTimer);
     this.feed.destroy();
     clear($('channel-list'));
+    clear($('people-list'));
+    this.flash('');
     setText($('me-name'), '');
     setText($('sidebar-me'), '');
     this.setOffline(false);
@@ -353,6 +386,10 @@ class Session {
     try {
       const data = await api.users();
       for (const u of data.users || []) this.users.set(u.id, u);
+      if (!this.ended) {
+        this.people.render();
+        this.people.paint();
+      }
     } catch (err) {
       if (err.status !== 401) console.warn('switchboard: could not load users', err);
     }
@@ -394,8 +431,58 @@ class Session {
       last_number: Number(c.last_number) || 0,
     }));
     this.channels = new Map(this.order.map((c) => [c.id, c]));
-    renderChannelList($('channel-list'), this.order, this.feed.channelID);
+    this.renderChannels();
+    this.issueList.setChannels(this.order);
     this.updateTitle();
+  }
+
+  renderChannels() {
+    renderChannelList($('channel-list'), this.order, this.view === 'channel' ? this.feed.channelID : null, {
+      dot: (id) => this.people.dot(id),
+      onNewChannel: () => newChannel(this.ctx),
+      onNewDirect: async () => {
+        const u = await pickUser(this.ctx, 'New direct message', this.people);
+        if (u) this.people.openDirect(u.id);
+      },
+    });
+  }
+
+  /** addChannel adds (or refreshes) one channel, such as a new direct message. */
+  addChannel(ch) {
+    if (!ch || ch.id == null) return;
+    const old = this.channels.get(ch.id);
+    const c = { unread: 0, last_read: 0, last_number: 0, ...old, ...ch };
+    c.unread = Number(c.unread) || 0;
+    c.last_read = Number(c.last_read) || 0;
+    c.last_number = Number(c.last_number) || 0;
+    this.channels.set(c.id, c);
+    const i = this.order.findIndex((x) => x.id === c.id);
+    if (i >= 0) this.order[i] = c;
+    else this.order.push(c);
+    this.renderChannels();
+    this.updateTitle();
+  }
+
+  removeChannel(id) {
+    // The open connection would go on hearing the channel until it reconnects.
+    this.live.send({ type: 'unsubscribe', topic: `channel:${id}` });
+    if (!this.channels.delete(id)) return;
+    this.order = this.order.filter((c) => c.id !== id);
+    this.renderChannels();
+    if (this.feed.channelID === id) {
+      this.feed.leave();
+      if (this.view === 'channel') history.replaceState(null, '', '#/');
+      this.route();
+    }
+    this.updateTitle();
+  }
+
+  /** flash shows a short message at the top ('' hides it). */
+  flash(text) {
+    clearTimeout(this.flashTimer);
+    setText($('flash-text'), text);
+    $('flash').hidden = !text;
+    if (text) this.flashTimer = setTimeout(() => this.flash(''), 10000);
   }
 
   /** resync reloads the channels and the open feed (the server could not replay). */
@@ -420,6 +507,15 @@ class Session {
       this.openPage(pm[1], { section: pm[2] || '' });
       return;
     }
+    const im = /^#\/issues(?:\/(\d+))?$/.exec(location.hash);
+    if (im) {
+      this.openIssues(im[1] ? Number(im[1]) : null);
+      return;
+    }
+    if (location.hash === '#/tracker') {
+      this.openTracker();
+      return;
+    }
     const m = /^#\/channels\/(\d+)$/.exec(location.hash);
     if (!m && this.feed.channelID != null && !location.hash.startsWith('#/')) return; // an in-page anchor
     let ch = m ? this.channels.get(Number(m[1])) : null;
@@ -440,9 +536,15 @@ class Session {
   /** showView shows one of the main area's views and marks its sidebar link. */
   showView(name, route = '') {
     if (this.view !== 'page' || name !== 'page') this.leavePage();
+    if (name !== 'issues') this.issueView.leave();
+    if (name !== 'tracker') this.leaveTracker();
+    const was = this.view;
     this.view = name;
     $('main').hidden = name !== 'channel';
+    $('issue-view').hidden = name !== 'issues';
+    $('tracker-view').hidden = name !== 'tracker';
     $('page').hidden = name !== 'page';
+    if (was !== name && document.body.classList.contains('nav-open')) this.setNav(false);
     for (const a of document.querySelectorAll('#nav-links [data-route]')) {
       if (a.dataset.route === route) a.setAttribute('aria-current', 'page');
       else a.removeAttribute('aria-current');
@@ -450,8 +552,94 @@ class Session {
     if (name !== 'channel') markCurrent($('channel-list'), null);
   }
 
+  /** openIssues shows the issue view, with issue id open (or none). */
+  openIssues(id) {
+    const first = this.view !== 'issues';
+    this.showView('issues', 'issues');
+    if (first || !this.issueList.loaded) this.issueList.load();
+    $('issue-empty').hidden = id != null;
+    $('conversation').hidden = id == null;
+    $('issue-composer').hidden = id == null;
+    $('issue-side').hidden = id == null;
+    this.issueList.select(id);
+    if (id == null) {
+      this.issueView.leave();
+      setText($('issue-title'), 'Issues');
+      document.title = 'Issues · Switchboard';
+      return;
+    }
+    this.issueView.open(id);
+    document.title = `Issue #${id} · Switchboard`;
+  }
+
+  async openTracker() {
+    if (this.view === 'tracker') return;
+    this.showView('tracker', 'tracker');
+    document.title = 'Tracker · Switchboard';
+    const mod = await this.loadModule(() => import('./tracker.js'), $('tracker-view'));
+    if (mod && this.view === 'tracker' && !this.trackerCleanup) this.trackerCleanup = mod.mountTracker($('tracker-view'), this.ctx);
+  }
+
+  /**
+   * loadModule imports a module that the first page load leaves out (the tracker and the
+   * full-width pages); a failure is shown in el.
+   */
+  async loadModule(load, el) {
+    try {
+      return await load();
+    } catch (err) {
+      console.error('switchboard: could not load a module', err);
+      clear(el);
+      el.appendChild(h('p', { class: 'page-missing', role: 'alert' }, 'This page could not be loaded. Check your connection and try again.'));
+      return null;
+    }
+  }
+
+  leaveTracker() {
+    this.trackerCleanup?.();
+    this.trackerCleanup = null;
+    clear($('tracker-view'));
+  }
+
+  /** step moves to the next (1) or previous (-1) issue, or message in a feed (j / k). */
+  step(delta) {
+    if (this.view === 'issues') {
+      const id = this.issueList.neighbor(delta);
+      if (id != null) this.ctx.navigate(`#/issues/${id}`);
+      return;
+    }
+    if (this.view !== 'channel') return;
+    const msgs = [...$('messages').querySelectorAll('[data-message-id]')];
+    if (!msgs.length) return;
+    const at = msgs.indexOf(document.activeElement?.closest?.('[data-message-id]'));
+    const next = msgs[at < 0 ? (delta > 0 ? msgs.length - 1 : msgs.length - 1) : Math.min(msgs.length - 1, Math.max(0, at + delta))];
+    next.tabIndex = -1;
+    next.focus();
+  }
+
+  /** shortcutAction runs take or resolve on the open issue, or the focused message's. */
+  shortcutAction(action) {
+    if (this.view === 'issues') {
+      const issue = this.issueView.issue;
+      if (!issue) return;
+      if (allowed(issue, this.me)[action]) this.issueView.act(action);
+      else this.flash(action === 'take' ? 'You cannot take this issue.' : 'You cannot resolve this issue.');
+      return;
+    }
+    const chip = document.activeElement?.closest?.('[data-message-id]')?.querySelector('.issue-chip');
+    if (!chip) return;
+    const b = chip.querySelector(`[data-action="${action}"]`);
+    if (b && !b.hidden && !b.disabled) b.click();
+    else this.flash(action === 'take' ? 'You cannot take this issue.' : 'You cannot resolve this issue.');
+  }
+
+  compose(mode) {
+    if (this.view === 'issues' && this.issueView.id != null) this.issueView.setMode(mode);
+    else if (this.view === 'channel' && !$('composer').hidden) $('composer-input').focus();
+  }
+
   /** openPage renders a full-width page from pages.js (preferences, stats, admin). */
-  openPage(name, params) {
+  async openPage(name, params) {
     const key = `${name}/${params.section}`;
     if (this.view === 'page' && this.pageKey === key) return;
     this.showView('page', name);
@@ -459,7 +647,9 @@ class Session {
     this.pageKey = key;
     const el = $('page');
     clear(el);
-    const page = pages[name];
+    const mod = await this.loadModule(() => import('./pages.js'), el);
+    if (!mod || this.ended || this.view !== 'page' || this.pageKey !== key) return;
+    const page = mod.pages[name];
     if (!page || typeof page.render !== 'function') {
       el.appendChild(h('p', { class: 'page-missing' }, 'This page is not available yet.'));
       document.title = 'Switchboard';
@@ -493,7 +683,11 @@ class Session {
     markCurrent($('channel-list'), ch.id);
     setText($('channel-title'), ch.kind === 'team' ? `# ${ch.name}` : ch.name);
     setText($('channel-kind'), kindName(ch.kind));
-    if (this.feed.channelID === ch.id) return;
+    if (this.feed.channelID === ch.id) {
+      this.updateTitle();
+      this.scheduleMarkRead(); // back from another view: what arrived meanwhile is read now
+      return;
+    }
 
     const input = $('composer-input');
     if (this.feed.channelID != null) this.drafts.set(this.feed.channelID, input.value);
@@ -576,6 +770,24 @@ class Session {
         break;
       case 'channel.read':
         this.onRead(data);
+        break;
+      case 'channel.added':
+        if (data.channel) {
+          this.addChannel(data.channel);
+          // The connection follows channels as of its start: follow this one now. Events
+          // between the membership and the subscription are read once it is answered.
+          this.live.send({ type: 'subscribe', topic: `channel:${data.channel.id}` });
+        }
+        break;
+      case 'channel.removed':
+        this.removeChannel(Number(data.channel_id));
+        break;
+      case 'subscribed':
+        if (/^channel:\d+$/.test(obj.topic || '')) {
+          const id = Number(obj.topic.slice(8));
+          this.scheduleChannelReload();
+          if (this.feed.channelID === id) this.feed.reload();
+        }
         break;
       default:
         break; // events this screen does not show
@@ -707,6 +919,23 @@ class Session {
 
   // ---- Actions ----
 
+  async chipAction(action, issueID, chip) {
+    let call;
+    switch (action) {
+      case 'take': call = api.take; break;
+      case 'resolve': call = api.resolve; break;
+      case 'close': call = api.close; break;
+      case 'assign': {
+        const u = await pickUser(this.ctx, `Assign issue #${issueID} to`, this.people);
+        if (!u) return;
+        call = (id) => api.assign(id, u.id);
+        break;
+      }
+      default: return;
+    }
+    await this.issueAction(issueID, chip, call);
+  }
+
   async issueAction(issueID, chip, call) {
     if (this.pendingIssues.has(issueID)) return;
     this.pendingIssues.add(issueID);
@@ -716,7 +945,10 @@ class Session {
       const data = await call(issueID);
       if (this.ended) return;
       this.pendingIssues.delete(issueID);
-      if (data && data.issue) this.feed.applyIssue(data.issue);
+      if (data && data.issue) {
+        this.feed.applyIssue(data.issue);
+        this.issueList.apply(data.issue);
+      }
       this.feed.refreshIssue(issueID);
     } catch (err) {
       if (this.ended) return;

@@ -37,6 +37,31 @@ export class Live {
     };
     this.lastActivity = 0;
     this.onActivity = () => this.activity();
+    // Topics subscribed to beyond what the server follows by itself (an open issue). The
+    // server forgets them with the connection: they are sent again after every hello.
+    this.topics = new Set();
+  }
+
+  /** send writes one client message now; false when there is no open connection. */
+  send(obj) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    try {
+      this.ws.send(JSON.stringify(obj));
+      return true;
+    } catch {
+      return false; // closing: the next hello sends the subscriptions again
+    }
+  }
+
+  /** subscribe follows topic on this and every later connection (answered by "subscribed"). */
+  subscribe(topic) {
+    this.topics.add(topic);
+    if (this.live) this.send({ type: 'subscribe', topic });
+  }
+
+  unsubscribe(topic) {
+    if (!this.topics.delete(topic)) return;
+    if (this.live) this.send({ type: 'unsubscribe', topic });
   }
 
   /** activity reports that the user did something, at most once a minute. */
@@ -118,6 +143,7 @@ export class Live {
           this.lastActivity = Date.now(); // connecting counts as activity on the server
           this.attempt = 0;
           this.live = true;
+          for (const topic of this.topics) this.send({ type: 'subscribe', topic });
           this.h.onOpen?.();
         }
         try {

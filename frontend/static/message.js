@@ -27,6 +27,28 @@ export function issueView(issue, users) {
 }
 
 /**
+ * allowed says which actions the rules of DESIGN.md ("Issue rules") let user me take on
+ * issue, so that the UI offers only those. The server checks again and may still refuse
+ * (the issue changed meanwhile): its refusal is shown.
+ */
+export function allowed(issue, me) {
+  const admin = me.role === 'admin';
+  const mine = issue.assignee_id != null && issue.assignee_id === me.id;
+  const free = issue.assignee_id == null;
+  const active = issue.status === 'open' || issue.status === 'in_progress';
+  const done = issue.status === 'resolved' || issue.status === 'closed';
+  return {
+    take: !mine && (free || admin),
+    assign: free || mine || admin,
+    resolve: active && (free || mine || admin),
+    close: issue.status !== 'closed' && (free || mine || admin),
+    reopen: done && (mine || admin),
+    priority: mine || admin,
+    reply: free || mine || admin,
+  };
+}
+
+/**
  * renderMessage builds the element of one message.
  * ctx: { meID, users, onTake(issueID, chip), onResolve(issueID, chip), pending(issueID) }
  */
@@ -71,19 +93,23 @@ export function renderMessage(m, ctx) {
   }, avatar, content);
 }
 
+const CHIP_ACTIONS = [['take', 'Take It'], ['assign', 'Assign It'], ['resolve', 'Resolve'], ['close', 'Mark as Closed']];
+
 /** renderIssueChip builds a chip; updateIssueChip fills it in. */
 export function renderIssueChip(issue, ctx) {
-  const label = h('span', { class: 'issue-label' });
-  const take = h('button', { type: 'button', class: 'btn btn-small chip-btn', dataset: { action: 'take' } }, 'Take It');
-  const resolve = h('button', { type: 'button', class: 'btn btn-small chip-btn', dataset: { action: 'resolve' } }, 'Resolve');
+  const label = h('a', { class: 'issue-label', href: `#/issues/${issue.id}`, title: 'Open the issue' });
+  const buttons = CHIP_ACTIONS.map(([action, text]) =>
+    h('button', { type: 'button', class: 'btn btn-small chip-btn', dataset: { action } }, text));
   const error = h('span', { class: 'issue-error', role: 'alert' });
   const chip = h('div', { class: 'issue-chip', role: 'group' },
     label,
-    h('span', { class: 'issue-actions' }, take, resolve),
+    h('span', { class: 'issue-actions' }, buttons),
     error,
   );
-  take.addEventListener('click', () => ctx.onTake(Number(chip.dataset.issueId), chip));
-  resolve.addEventListener('click', () => ctx.onResolve(Number(chip.dataset.issueId), chip));
+  chip.addEventListener('click', (e) => {
+    const b = e.target.closest('button[data-action]');
+    if (b && !b.disabled) ctx.onAction(b.dataset.action, Number(chip.dataset.issueId), chip, b);
+  });
   updateIssueChip(chip, issue, ctx);
   return chip;
 }
@@ -95,28 +121,31 @@ export function updateIssueChip(chip, issue, ctx) {
   chip.dataset.state = view.state;
   chip.setAttribute('aria-label', `Issue ${issue.id}: ${view.label}`);
   const label = chip.querySelector('.issue-label');
+  label.href = `#/issues/${issue.id}`;
   const parts = [`#${issue.id}`, view.label];
   if (issue.status === 'in_progress') parts.push('In progress');
   if (issue.priority && /^(high|urgent)$/i.test(issue.priority)) parts.push(issue.priority[0].toUpperCase() + issue.priority.slice(1) + ' priority');
   setText(label, parts.join(' · '));
 
-  const open = view.state !== 'resolved';
+  const may = allowed(issue, ctx.me);
+  const active = issue.status === 'open' || issue.status === 'in_progress';
+  const show = {
+    take: active && may.take,
+    assign: active && may.assign,
+    resolve: may.resolve,
+    close: issue.status === 'resolved' && may.close, // "Mark as Closed" once resolved
+  };
   const pending = ctx.pending(issue.id);
-  const take = chip.querySelector('[data-action="take"]');
-  const resolve = chip.querySelector('[data-action="resolve"]');
+  const buttons = [...chip.querySelectorAll('button[data-action]')];
   const hadFocus = chip.contains(document.activeElement) ? document.activeElement : null;
-  take.hidden = !open || issue.assignee_id === ctx.meID;
-  resolve.hidden = !open;
-  for (const b of [take, resolve]) b.disabled = pending;
+  for (const b of buttons) {
+    b.hidden = !show[b.dataset.action];
+    b.disabled = pending;
+  }
   chip.setAttribute('aria-busy', pending ? 'true' : 'false');
   if (hadFocus && hadFocus.hidden) {
     // Keep keyboard users in place when the button they used goes away.
-    const next = [take, resolve].find((b) => !b.hidden);
-    if (next) next.focus();
-    else {
-      label.tabIndex = -1;
-      label.focus();
-    }
+    (buttons.find((b) => !b.hidden) || label).focus();
   }
 }
 

@@ -5,8 +5,8 @@ import { h, clear, setText } from './dom.js';
 
 const GROUPS = [
   { id: 'customers', title: 'SMS & email', kinds: ['sms', 'email'] },
-  { id: 'team', title: 'Team channels', kinds: ['team'] },
-  { id: 'direct', title: 'Direct messages', kinds: ['direct'] },
+  { id: 'team', title: 'Team channels', kinds: ['team'], add: 'onNewChannel', addLabel: 'New team channel' },
+  { id: 'direct', title: 'Direct messages', kinds: ['direct'], add: 'onNewDirect', addLabel: 'New direct message' },
 ];
 
 const ICONS = { sms: '✆', email: '✉', team: '#', direct: '@' };
@@ -20,16 +20,22 @@ export function channelHref(id) {
   return `#/channels/${id}`;
 }
 
-/** renderChannelList fills root with the grouped channels (an array, in API order). */
-export function renderChannelList(root, channels, currentID) {
+/**
+ * renderChannelList fills root with the grouped channels (an array, in API order).
+ * opts: {dot(userID) → presence element, onNewChannel(), onNewDirect()}.
+ */
+export function renderChannelList(root, channels, currentID, opts = {}) {
   clear(root);
   for (const g of GROUPS) {
     const list = channels.filter((c) => g.kinds.includes(c.kind));
-    if (list.length === 0) continue;
+    const add = g.add && opts[g.add];
+    if (list.length === 0 && !add) continue;
     const headingID = `group-${g.id}`;
     root.appendChild(h('section', { class: 'channel-group' },
-      h('h2', { id: headingID, class: 'group-title' }, g.title),
-      h('ul', { 'aria-labelledby': headingID }, list.map((c) => h('li', null, renderChannel(c, currentID)))),
+      h('div', { class: 'group-head' },
+        h('h2', { id: headingID, class: 'group-title' }, g.title),
+        add ? h('button', { type: 'button', class: 'group-add', 'aria-label': g.addLabel, title: g.addLabel, dataset: { add: g.id }, onclick: add }, '+') : null),
+      h('ul', { 'aria-labelledby': headingID }, list.map((c) => h('li', null, renderChannel(c, currentID, opts)))),
     ));
   }
   const known = new Set(GROUPS.flatMap((g) => g.kinds));
@@ -38,14 +44,15 @@ export function renderChannelList(root, channels, currentID) {
   }
 }
 
-function renderChannel(c, currentID) {
+function renderChannel(c, currentID, opts) {
+  const dot = c.kind === 'direct' && c.peer_id != null && opts.dot ? opts.dot(c.peer_id) : null;
   const a = h('a', {
     class: 'channel-link',
     href: channelHref(c.id),
     dataset: { channelId: String(c.id), kind: c.kind },
     'aria-current': c.id === currentID ? 'page' : null,
   },
-  h('span', { class: 'channel-icon', 'aria-hidden': 'true' }, ICONS[c.kind] || '•'),
+  dot || h('span', { class: 'channel-icon', 'aria-hidden': 'true' }, ICONS[c.kind] || '•'),
   h('span', { class: 'channel-name' }, c.name),
   h('span', { class: 'badge', 'aria-hidden': 'true', hidden: true }),
   h('span', { class: 'visually-hidden unread-sr' }),
