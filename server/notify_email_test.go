@@ -490,3 +490,31 @@ func TestNotifyTeamChannelMessagesFollowPerChannelSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestNotifyDirectMessageThroughTheChannelsHook(t *testing.T) {
+	e := startNotify(t, store.SQLite, "")
+	alice := e.agent("alice", accounts.RoleAgent)
+	bob := e.agent("bob", accounts.RoleAgent)
+	carol := e.agent("carol", accounts.RoleAgent)
+	dm, err := e.s.Channels.OpenDirect(context.Background(), e.userID("alice"), e.userID("bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.expect(alice, "POST", fmt.Sprintf("/api/channels/%d/messages", dm.ID), map[string]any{"body": "lunch? <3"}, 201, "")
+	p := e.inbox(bob, "")
+	if len(p.Notifications) != 1 || p.Notifications[0].Event != "direct_message" || p.Notifications[0].Body != "lunch? <3" ||
+		p.Notifications[0].Link != fmt.Sprintf("#/channels/%d", dm.ID) || !strings.Contains(p.Notifications[0].Title, "Alice sent you") {
+		t.Fatalf("bob: %+v; want one direct_message", p)
+	}
+	for _, c := range []*http.Client{alice, carol} {
+		if p := e.inbox(c, ""); len(p.Notifications) != 0 {
+			t.Errorf("the author or an outsider was notified: %+v", p)
+		}
+	}
+	// bob is logged out: direct_message mails him (when_logged_out).
+	e.clock.add(21 * time.Second)
+	e.tick()
+	if mails := e.mails(); len(mails) != 1 || mails[0].to[0] != "bob@example.com" || !strings.Contains(mails[0].html, "lunch? &lt;3") {
+		t.Errorf("mails %+v; want one to bob, escaped", mails)
+	}
+}
