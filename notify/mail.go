@@ -154,6 +154,10 @@ func (s *Service) release(ctx context.Context, now time.Time) (int, error) {
 				}
 				held = append(held, id)
 			}
+			if err := rows.Err(); err != nil {
+				rows.Close()
+				return err
+			}
 			if err := rows.Close(); err != nil {
 				return err
 			}
@@ -230,6 +234,10 @@ func (s *Service) mailUser(ctx context.Context, uid int64, now time.Time, rep *M
 			p.queued = p.CreatedAt
 		}
 		list = append(list, &p)
+	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return fmt.Errorf("notify: pending email of %d: %w", uid, err)
 	}
 	if err := rows.Close(); err != nil {
 		return err

@@ -613,6 +613,10 @@ func loadDocs(ctx context.Context, q store.Querier, users []int64) (*Doc, map[in
 			}
 			out[id] = d
 		}
+		if err := rows.Err(); err != nil {
+			rows.Close()
+			return nil, nil, fmt.Errorf("notify: preferences: %w", err)
+		}
 		if err := rows.Close(); err != nil {
 			return nil, nil, fmt.Errorf("notify: preferences: %w", err)
 		}
