@@ -141,11 +141,14 @@ export function mountNotifications(ctx, bellSlot, toasts) {
   }
 
   bell.addEventListener('click', () => setOpen(!open, false), { signal });
+  // Escape on the document: focus may have left the panel (a button just disabled).
+  document.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape' || !open) return;
+    e.stopPropagation();
+    setOpen(false, true);
+  }, { signal, capture: true });
   panel.addEventListener('keydown', (e) => {
-    if (e.key === 'Escape') {
-      e.stopPropagation();
-      setOpen(false, true);
-    } else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
       const all = [...list.querySelectorAll('.notify-item')];
       const i = all.indexOf(document.activeElement);
       if (i < 0) return;
@@ -161,7 +164,7 @@ export function mountNotifications(ctx, bellSlot, toasts) {
     readAll.disabled = true;
     try {
       const data = await request('POST', '/api/notifications/read-all', {});
-      markRead({ all: true, unread: data?.unread ?? 0 });
+      markRead({ all: true, up_to: data?.up_to, unread: data?.unread ?? 0 });
     } catch (err) {
       setText(error, `Could not mark them read: ${err.message}`);
       readAll.disabled = unread === 0;
@@ -237,8 +240,10 @@ export function mountNotifications(ctx, bellSlot, toasts) {
 
   // ---- Live frames ----
   function markRead(d) {
-    const now = new Date().toISOString();
-    const ids = d.all ? [...items.keys()] : (d.ids || []);
+    const now = d.read_at || new Date().toISOString();
+    // "all" covers notifications up to up_to: a newer one stays unread.
+    const upTo = d.up_to ?? Infinity;
+    const ids = d.all ? [...items.keys()].filter((id) => id <= upTo) : (d.ids || []);
     for (const id of ids) {
       const n = items.get(id);
       if (n && !n.read_at) n.read_at = now;
@@ -246,8 +251,8 @@ export function mountNotifications(ctx, bellSlot, toasts) {
       dismissToast(id);
     }
     if (d.all) {
-      ringing.clear();
-      toasts.replaceChildren();
+      for (const id of [...ringing.keys()]) if (id <= upTo) ringing.delete(id);
+      for (const t of [...toasts.children]) if (Number(t.dataset.notificationId) <= upTo) t.remove();
     }
     if (d.unread != null) setUnread(d.unread);
     if (open) renderList();

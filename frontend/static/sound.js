@@ -128,13 +128,20 @@ export function startSound() {
     join();
     emit();
   };
+  // A page kept in the back/forward cache must not keep the lock: it cannot play.
+  const hide = () => { leave(); emit(); };
+  const back = (e) => { if (e.persisted && soundReady()) { join(); emit(); } };
   const opts = { capture: true, passive: true };
   window.addEventListener('pointerdown', wake, opts);
   window.addEventListener('keydown', wake, opts);
+  window.addEventListener('pagehide', hide);
+  window.addEventListener('pageshow', back);
   if (soundWanted() && navigator.userActivation?.hasBeenActive) wake();
   return () => {
     window.removeEventListener('pointerdown', wake, opts);
     window.removeEventListener('keydown', wake, opts);
+    window.removeEventListener('pagehide', hide);
+    window.removeEventListener('pageshow', back);
     leave();
     if (ac) ac.close().catch(() => {});
     ac = null;
