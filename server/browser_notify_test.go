@@ -237,7 +237,6 @@ func TestBrowserPreferencesPage(t *testing.T) {
 		return !!s && s.value === '' && s.dataset.source === 'factory'
 			&& document.querySelectorAll('#prefs-events tbody tr').length === 12;
 	})()`, js(emailSel)))
-	p.screenshot("notify-preferences.png")
 
 	p.do("choose never, and save", chromedp.SetValue(chromedp.CSS(emailSel), "never"), chromedp.Click(chromedp.CSS("#prefs-save")))
 	p.wait("Saved", `document.getElementById('prefs-status').textContent === 'Saved.'
@@ -266,6 +265,17 @@ func TestBrowserPreferencesPage(t *testing.T) {
 		return s.value === 'never' && s.dataset.source === 'user'
 			&& s.closest('tr').querySelector('.src-tag').textContent === 'your choice';
 	})()`, js(emailSel)))
+
+	p.screenshot("notify-preferences.png")
+
+	// At phone width the grid stacks: nothing runs off the side.
+	p.do("a phone-width window", chromedp.EmulateViewport(390, 844))
+	p.wait("the sidebar away and no horizontal overflow", `(() => {
+		const pg = document.getElementById('page');
+		return getComputedStyle(document.getElementById('sidebar')).visibility === 'hidden' && pg.scrollWidth <= pg.clientWidth;
+	})()`)
+	p.screenshot("notify-preferences-phone.png")
+	p.do("a desktop window again", chromedp.EmulateViewport(1280, 900))
 
 	// Play previews the chosen sound through Web Audio.
 	row := `#prefs-events tr[data-event="mentioned"]`

@@ -1,12 +1,31 @@
-// Full-width pages reached from the sidebar: preferences, admin, stats.
+// Full-width pages reached from the sidebar: preferences, admin, stats. Each loads its
+// module on first visit, so the first page load carries none of them.
 
-import { prefsPage } from './prefs.js';
-import { adminPage } from './admin.js';
-import { statsPage } from './stats.js';
+const lazy = (title, load) => ({
+  title,
+  render(container, ctx, params) {
+    let left = false;
+    let cleanup = null;
+    load().then((page) => {
+      if (!left) cleanup = page.render(container, ctx, params);
+    }).catch((err) => {
+      if (left) return;
+      const p = document.createElement('p');
+      p.className = 'page-missing';
+      p.setAttribute('role', 'alert');
+      p.textContent = `This page failed to load: ${err.message}`;
+      container.append(p);
+    });
+    return () => {
+      left = true;
+      if (typeof cleanup === 'function') cleanup();
+    };
+  },
+});
 
 // pages maps a route name to {title, render(container, ctx, params) -> cleanup?}.
 export const pages = {
-  preferences: prefsPage,
-  admin: adminPage,
-  stats: statsPage,
+  preferences: lazy('Preferences', () => import('./prefs.js').then((m) => m.prefsPage)),
+  admin: lazy('Admin', () => import('./admin.js').then((m) => m.adminPage)),
+  stats: lazy('Stats', () => import('./stats.js').then((m) => m.statsPage)),
 };

@@ -28,7 +28,7 @@ export const EVENTS = [
   ['issue_created', 'New issue', 'a customer starts a new issue (per channel below)'],
 ];
 const CHANNEL_EVENTS = [['customer_message', 'Customer message'], ['issue_created', 'New issue']];
-const FREQ = [['always', 'Always'], ['when_logged_out', 'When logged out'], ['never', 'Never']];
+const FREQ = [['always', 'Always'], ['when_logged_out', 'Logged out'], ['never', 'Never']];
 const SOUND_OPTS = [['none', 'No sound'], ...SOUNDS.map((s) => [s, s[0].toUpperCase() + s.slice(1)])];
 const NONE = 'none'; // the menu's "No sound"; null in the API
 
@@ -88,7 +88,7 @@ export function renderPrefsGrid(container, ctx, org) {
   }
 
   function playButton(sel, name) {
-    const b = h('button', { type: 'button', class: 'btn btn-small play', 'aria-label': `Play ${name} sound`, text: '▶ Play' });
+    const b = h('button', { type: 'button', class: 'btn btn-small play', 'aria-label': `Play the sound for ${name}`, title: 'Play', text: '▶' });
     b.addEventListener('click', () => {
       const c = controls.find((x) => x.el === sel);
       const s = sel.value === '' ? c?.inherited : sel.value;
@@ -167,9 +167,9 @@ export function renderPrefsGrid(container, ctx, org) {
       : h('p', { class: 'pg-muted', text: 'No channels yet.' });
 
     const parts = [
-      card(org ? 'Organisation defaults' : 'Events', org
-        ? h('p', { class: 'pg-lead', text: 'What everyone gets unless they choose otherwise. A person’s own choice wins.' })
-        : null, grid),
+      card(org ? 'Organisation defaults' : 'Events', h('p', { class: 'pg-lead', text: (org
+        ? 'What everyone gets unless they choose otherwise; a person’s own choice wins. '
+        : '') + '“Logged out”: only while no Switchboard tab is open, or after being idle a while.' }), grid),
       card('Channels', h('p', { class: 'pg-lead', text: 'Per channel, these replace the rows “Any customer message” and “New issue” above.' }), chGrid),
     ];
     qh = null;
