@@ -53,8 +53,8 @@ export const statsPage = {
             figure('Resolution, median', duration(s.overall?.resolution?.median_seconds)),
             figure('Resolution, p90', duration(s.overall?.resolution?.p90_seconds)))),
           card('Per agent', (s.agents || []).length
-            ? table(['Agent', 'Answered', ...HEAD], s.agents.map((a) => [a.name || `#${a.agent_id}`, String(a.first_response?.count ?? 0), ...cells(a)]), { id: 'stats-agents' })
-            : h('p', { class: 'pg-muted', text: 'No answered issues in this range.' })),
+            ? table(['Agent', 'Answered', 'Resolved', ...HEAD], s.agents.map((a) => [a.name || `#${a.agent_id}`, String(a.first_response?.count ?? 0), String(a.resolution?.count ?? 0), ...cells(a)]), { id: 'stats-agents' })
+            : h('p', { class: 'pg-muted', text: 'No issues handled in this range.' })),
           card('Per channel', (s.channels || []).length
             ? table(['Channel', 'Issues', ...HEAD], s.channels.map((x) => [x.name || `#${x.channel_id}`, String(x.issues), ...cells(x)]), { id: 'stats-channels' })
             : h('p', { class: 'pg-muted', text: 'No issues opened in this range.' })));

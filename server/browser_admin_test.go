@@ -1,0 +1,157 @@
+package server_test
+
+// Browser tests of the admin and stats pages (frontend/static/admin.js, stats.js), on the
+// harness of browser_test.go. SWITCHBOARD_SCREENSHOTS=1 saves admin-*.png and stats-page.png.
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/switchboard-hq/switchboard/accounts"
+	"github.com/switchboard-hq/switchboard/internal/browsertest"
+)
+
+// route moves the app to hash in place, as a click on a link would (no reload).
+func (p *page) route(hash string) {
+	p.t.Helper()
+	evalJS[chromedp.Void](p, `location.hash = `+js(hash))
+}
+
+// fill types text into the input sel after clearing it.
+func fill(sel, text string) []chromedp.Action[chromedp.Void] {
+	return []chromedp.Action[chromedp.Void]{chromedp.Clear(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), text)}
+}
+
+// TestBrowserAdminPages: an admin creates a user and a team and adds the user to it,
+// connects a Twilio number and sees the webhook URLs to paste into Twilio; every change
+// is in the API afterwards. The stats page shows its figures.
+func TestBrowserAdminPages(t *testing.T) {
+	e, _ := startBrowser(t)
+	adminAPI := e.agent("root", accounts.RoleAdmin)
+	p := openPage(t, browsertest.New(t), "root")
+	p.do("a desktop window", chromedp.EmulateViewport(1280, 900))
+	p.login(e.srv.URL, "root")
+	p.markNoReload()
+
+	// Users: create one through the form.
+	p.route("#/admin/users")
+	p.wait("the users table", `document.querySelector('#admin-users tbody tr') !== null`)
+	var actions []chromedp.Action[chromedp.Void]
+	actions = append(actions, fill("#admin-name", "Erin Park")...)
+	actions = append(actions, fill("#admin-email", "erin@example.com")...)
+	actions = append(actions, fill("#admin-password", "longenough1")...)
+	actions = append(actions, chromedp.Click(chromedp.CSS(`#admin-user-form button[type="submit"]`)))
+	p.do("create a user", actions...)
+	p.wait("Erin in the table", `[...document.querySelectorAll('#admin-users tbody tr')].some((r) => r.textContent.includes('erin@example.com'))`)
+	type user struct {
+		ID     int64  `json:"id"`
+		Email  string `json:"email"`
+		Handle string `json:"handle"`
+		Role   string `json:"role"`
+	}
+	var users struct {
+		Users []user `json:"users"`
+	}
+	e.getJSON(adminAPI, "/api/users", &users)
+	erin := slices.IndexFunc(users.Users, func(u user) bool { return u.Email == "erin@example.com" })
+	if erin < 0 || users.Users[erin].Role != "agent" || users.Users[erin].Handle != "erin" {
+		t.Fatalf("GET /api/users after the form: %+v; want erin@example.com, agent, @erin", users.Users)
+	}
+	erinID := users.Users[erin].ID
+
+	// A refusal is shown, not swallowed: the same email again.
+	p.do("create the same user again", append(fill("#admin-name", "Erin Again"),
+		append(fill("#admin-email", "erin@example.com"), append(fill("#admin-password", "longenough2"),
+			chromedp.Click(chromedp.CSS(`#admin-user-form button[type="submit"]`)))...)...)...)
+	p.wait("the 409 in the form", `document.querySelector('#admin-user-form .form-error').textContent.includes('already exists')`)
+	p.screenshot("admin-users.png")
+
+	// Teams: create one and add Erin.
+	p.route("#/admin/teams")
+	p.wait("the teams section", `document.querySelector('#admin-team-form') !== null && document.querySelector('#admin-teams') !== null
+		&& document.querySelector('#admin-teams').textContent.includes('No teams yet.')`)
+	p.do("create a team", append(fill("#admin-team-name", "Night shift"),
+		chromedp.Click(chromedp.CSS(`#admin-team-form button[type="submit"]`)))...)
+	p.wait("the team", `document.querySelector('#admin-teams .team') !== null`)
+	teamSel := `#admin-teams .team`
+	p.do("pick Erin", chromedp.SetValue(chromedp.CSS(teamSel+` select`), fmt.Sprint(erinID)),
+		chromedp.Click(chromedp.CSS(teamSel+` .pg-inline button`)))
+	p.wait("Erin on the team", fmt.Sprintf(`document.querySelector(%s) !== null`, js(fmt.Sprintf(`%s .chip[data-user-id="%d"]`, teamSel, erinID))))
+	var teams struct {
+		Teams []struct {
+			Name      string  `json:"name"`
+			Handle    string  `json:"handle"`
+			MemberIDs []int64 `json:"member_ids"`
+		} `json:"teams"`
+	}
+	e.getJSON(adminAPI, "/api/teams", &teams)
+	if len(teams.Teams) != 1 || teams.Teams[0].Handle != "night-shift" || !slices.Equal(teams.Teams[0].MemberIDs, []int64{erinID}) {
+		t.Fatalf("GET /api/teams: %+v; want Night shift with Erin (%d)", teams.Teams, erinID)
+	}
+
+	// Channels: connect a Twilio number; the webhook URLs show with copy buttons.
+	p.route("#/admin/channels")
+	p.wait("the numbers list", `document.querySelector('#admin-numbers table, #admin-numbers p') !== null`)
+	sid := "AC" + strings.Repeat("a1", 16)
+	p.do("connect a number", append(append(append(fill("#admin-number", "+15550008888"), fill("#admin-account_sid", sid)...),
+		fill("#admin-auth_token", "secret-token")...), chromedp.Click(chromedp.CSS(`#admin-number-form button[type="submit"]`)))...)
+	inbound := e.srv.URL + "/webhooks/twilio/sms"
+	p.wait("the number with its webhook URLs", fmt.Sprintf(`(() => {
+		const rows = [...document.querySelectorAll('#admin-numbers tbody tr')];
+		const row = rows.find((r) => r.textContent.includes('+15550008888'));
+		return !!row && [...row.querySelectorAll('.webhook-url')].some((c) => c.textContent.startsWith(%s))
+			&& row.querySelector('.webhook button') !== null
+			&& [...document.querySelectorAll('#admin-webhooks .webhook-url')].some((c) => c.textContent === %s);
+	})()`, js(inbound), js(inbound)))
+	type smsNumber struct {
+		Number     string `json:"number"`
+		AccountSID string `json:"account_sid"`
+	}
+	var nums struct {
+		Numbers []smsNumber `json:"numbers"`
+	}
+	e.getJSON(adminAPI, "/api/sms/numbers", &nums)
+	if !slices.Contains(nums.Numbers, smsNumber{"+15550008888", sid}) {
+		t.Fatalf("GET /api/sms/numbers: %+v; want +15550008888 with %s", nums.Numbers, sid)
+	}
+	p.screenshot("admin-channels.png")
+
+	// Stats: one issue taken and resolved, one still open; the counts and figures show them.
+	smsID := e.smsChannel()
+	done := e.issueOf(adminAPI, smsID, e.sms(adminAPI, smsID, "SMa1", "+15551230301", "Please cancel my order"))
+	e.sms(adminAPI, smsID, "SMa2", "+15551230302", "Is the shop open on Sunday?")
+	for _, action := range []string{"take", "resolve"} {
+		resp := e.do(adminAPI, "POST", fmt.Sprintf("/api/issues/%d/%s", done, action), nil)
+		if b := body(resp); resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", action, resp.StatusCode, b)
+		}
+	}
+	p.route("#/stats")
+	p.wait("the figures", `(() => {
+		const v = [...document.querySelectorAll('#stats-counts .stat-value, #stats-overall .stat-value')].map((e) => e.textContent);
+		return v.length === 8 && v[0] === '1' && v[1] === '1' && v[3] === '2' && v[6] !== '—'
+			&& document.querySelector('#stats-channels tbody tr') !== null;
+	})()`)
+	p.screenshot("stats-page.png")
+	p.checkNoReload()
+}
+
+// TestBrowserAdminIsForAdmins: an agent who opens #/admin is told it is for admins, sees
+// no admin forms, and has no Admin link in the sidebar.
+func TestBrowserAdminIsForAdmins(t *testing.T) {
+	e, _ := startBrowser(t)
+	e.agent("alice", accounts.RoleAgent)
+	p := openPage(t, browsertest.New(t), "alice")
+	p.login(e.srv.URL, "alice")
+	p.route("#/admin/users")
+	p.wait("the admins-only message", `(() => {
+		const m = document.getElementById('admin-denied');
+		return !!m && m.offsetHeight > 0 && m.textContent.includes('admins only');
+	})()`)
+	p.check("no admin forms, no Admin link", `document.querySelector('#admin-user-form, #admin-section') === null
+		&& document.getElementById('admin-link').hidden`)
+}
