@@ -518,3 +518,35 @@ func TestNotifyDirectMessageThroughTheChannelsHook(t *testing.T) {
 		t.Errorf("mails %+v; want one to bob, escaped", mails)
 	}
 }
+
+func TestNotifyCustomerMessagesFollowChannelAndIssueSettings(t *testing.T) {
+	e := startNotify(t, store.SQLite, "")
+	alice := e.agent("alice", accounts.RoleAdmin)
+	bob := e.agent("bob", accounts.RoleAgent)
+	carol := e.agent("carol", accounts.RoleAgent)
+	sms := fmt.Sprint(e.smsChannel())
+	// bob wants new issues of the SMS channel in the app; carol wants messages on her issues.
+	e.putPrefs(bob, "/api/preferences", map[string]any{"channels": map[string]any{
+		sms: map[string]any{"issue_created": map[string]any{"in_app": "always"}}}})
+	e.putPrefs(carol, "/api/preferences", map[string]any{"events": map[string]any{
+		"issue_message": map[string]any{"in_app": "always", "sound": "pop"}}})
+
+	issue := e.newIssue(alice, "SMc1", "+15551236001", "my parcel is lost")
+	p := e.inbox(bob, "")
+	if len(p.Notifications) != 1 || p.Notifications[0].Event != "issue_created" || p.Notifications[0].Body != "my parcel is lost" {
+		t.Fatalf("bob: %+v; want issue_created", p)
+	}
+	if p := e.inbox(carol, ""); len(p.Notifications) != 0 {
+		t.Fatalf("carol: %+v; want nothing (channel events are off by default)", p)
+	}
+	e.assign(alice, issue, e.userID("carol"))
+	e.postSMS(smsForm("SMc2", "+15551236001", "any news?"), "good").Body.Close()
+	p = e.inbox(carol, "")
+	if len(p.Notifications) != 2 || p.Notifications[0].Event != "issue_message" || p.Notifications[0].Body != "any news?" ||
+		p.Notifications[0].Sound == nil || *p.Notifications[0].Sound != "pop" {
+		t.Errorf("carol: %+v; want issue_message (newest) after assigned", p)
+	}
+	if p := e.inbox(bob, ""); len(p.Notifications) != 1 {
+		t.Errorf("bob: %+v; a message on an existing issue is not issue_created", p)
+	}
+}
