@@ -6,7 +6,10 @@ package server_test
 
 import (
 	"fmt"
+	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -109,8 +112,110 @@ func TestBrowserIssueViewPanelsAndCustomer(t *testing.T) {
 	p.wait("following", `document.getElementById('follow-customer').getAttribute('aria-pressed') === 'true'
 		&& document.getElementById('follow-customer').textContent === 'Following'`)
 	p.screenshot("customer.png")
-	p.do("close with Escape", chromedp.KeyEvent("\u001b"))
+	p.do("close with Escape", press("\u001b"))
 	p.wait("the lightbox gone and the focus back on View Customer", `document.getElementById('customer-dialog') === null
 		&& document.activeElement === document.getElementById('view-customer')`)
 	p.checkNoReload()
+}
+
+// statusCallback posts a signed Twilio delivery report for the reply Twilio was asked to
+// send in req, to the callback it was given.
+func (e *env) statusCallback(req twRequest, sid, status string) {
+	e.t.Helper()
+	form := url.Values{"MessageSid": {sid}, "MessageStatus": {status}, "AccountSid": {"AC" + strings.Repeat("0", 32)},
+		"From": {number}, "To": {req.Form.Get("To")}}
+	if code := e.twilioPost(req.Form.Get("StatusCallback"), form); code != http.StatusNoContent {
+		e.t.Fatalf("status callback: %d", code)
+	}
+}
+
+// TestBrowserNoteStaysInternalAndReplyIsDelivered: alice and bob have the same issue open.
+// Bob sees alice viewing it. Alice writes an internal note with an @-completed mention:
+// both see it, yellow, and Twilio is asked to send nothing. Her reply goes to Twilio, takes
+// the issue (bob may no longer reply) and shows its delivery status changing live in both
+// views when Twilio reports it. When her view is stale (her connection down while the
+// customer wrote), her next reply is held back by the collision guard and the new message
+// is shown.
+func TestBrowserNoteStaysInternalAndReplyIsDelivered(t *testing.T) {
+	e, w, tw := startBrowserTwilio(t)
+	aliceAPI := e.agent("alice", accounts.RoleAgent)
+	e.agent("bob", accounts.RoleAgent)
+	aliceID := e.userID("alice")
+	smsID := e.smsChannel()
+	browser := browsertest.New(t)
+	alice := openPage(t, browser, "alice")
+	bob := openPage(t, browsertest.NewTab(t, browser), "bob")
+	alice.login(e.srv.URL, "alice")
+	bob.login(e.srv.URL, "bob")
+	m := e.sms(aliceAPI, smsID, "SMn1", "+15551230301", "I was charged twice")
+	issue := issueOfMessage(alice, m)
+	alice.openIssue(issue)
+	bob.openIssue(issue)
+	alice.markNoReload()
+	bob.markNoReload()
+	bob.wait("alice shown viewing the issue", fmt.Sprintf(`document.querySelector('#issue-viewers [data-user-id="%d"]')?.textContent === 'Alice'`, aliceID))
+
+	// An internal note, with the mention completed from "@bo".
+	alice.do("switch to a note with n", press("n"))
+	alice.wait("the note mode, the cursor in the composer", `document.getElementById('mode-note').checked
+		&& document.activeElement === document.getElementById('issue-input')
+		&& document.getElementById('issue-composer').dataset.mode === 'note'`)
+	alice.do("type a mention", chromedp.SendKeys(chromedp.CSS("#issue-input"), "Refund done? @bo"))
+	alice.wait("bob offered", `!document.getElementById('mention-list').hidden
+		&& document.querySelector('#mention-list [aria-selected="true"]')?.dataset.handle === 'bob'`)
+	alice.do("pick bob and finish the note",
+		press("\r"),
+		chromedp.SendKeys(chromedp.CSS("#issue-input"), "please check"),
+		chromedp.Click(chromedp.CSS("#issue-send")))
+	const note = "Refund done? @bob please check"
+	for _, p := range []*page{alice, bob} {
+		p.wait("the note, yellow", commentIs("note", note)+` && getComputedStyle(document.querySelector('#conversation [data-kind=note]')).backgroundColor === 'rgb(255, 246, 199)'`)
+	}
+	alice.check("the composer emptied", `document.getElementById('issue-input').value === ''`)
+
+	// The reply: to Twilio, with its delivery status.
+	alice.do("leave the composer and switch to a reply with e",
+		chromedp.Evaluate[chromedp.Void](`document.activeElement.blur()`), press("e"))
+	alice.wait("the reply mode", `document.getElementById('mode-reply').checked && document.activeElement === document.getElementById('issue-input')`)
+	const reply = "Sorry about that, the refund is on its way."
+	alice.do("reply", chromedp.SendKeys(chromedp.CSS("#issue-input"), reply), chromedp.Click(chromedp.CSS("#issue-send")))
+	alice.wait("the reply shown", commentIs("reply", reply))
+	eventually(t, "Twilio asked to send the reply", func() bool { return len(tw.requests()) == 1 })
+	req := tw.requests()[0]
+	if got := req.Form.Get("Body"); got != reply {
+		t.Fatalf("Twilio was asked to send %q; want only the reply %q (never the note)", got, reply)
+	}
+	for _, p := range []*page{alice, bob} {
+		p.wait("the reply with a delivery status", commentIs("reply", reply)+` && document.querySelector('#conversation [data-kind=reply] .delivery').dataset.delivery !== undefined`)
+		p.wait("the issue taken by the reply", `document.getElementById('issue-status').textContent === 'In progress · Assigned to Alice'`)
+	}
+	bob.check("bob may no longer reply", `document.getElementById('mode-reply').disabled && document.getElementById('mode-note').checked`)
+	e.statusCallback(req, "SM"+fmt.Sprintf("%032d", 1), "delivered")
+	for _, p := range []*page{alice, bob} {
+		p.wait("the reply delivered", `(() => { const d = document.querySelector('#conversation [data-kind=reply] .delivery');
+			return d.dataset.delivery === 'delivered' && d.textContent === 'Delivered'; })()`)
+	}
+	if n := len(tw.requests()); n != 1 {
+		t.Errorf("Twilio got %d requests; want 1 (the reply)", n)
+	}
+	alice.screenshot("issue-conversation.png")
+
+	// Collision: alice's connection is down while the customer writes again.
+	w.holdUpgrades()
+	w.cut()
+	http.DefaultClient.CloseIdleConnections()
+	alice.wait("the offline banner", `!document.getElementById('offline-banner').hidden`)
+	e.sms(aliceAPI, smsID, "SMn2", "+15551230301", "Actually, cancel the order")
+	alice.check("alice has not seen it", `!`+commentIs("customer", "Actually, cancel the order"))
+	alice.do("reply on the stale view", chromedp.SendKeys(chromedp.CSS("#issue-input"), "Done!"), chromedp.Click(chromedp.CSS("#issue-send")))
+	alice.wait("the collision shown, with the new message loaded", commentIs("customer", "Actually, cancel the order")+
+		` && document.getElementById('issue-error').dataset.collision === 'true'
+		&& document.getElementById('issue-input').value === 'Done!'`)
+	if n := len(tw.requests()); n != 1 {
+		t.Errorf("Twilio got %d requests; want still 1: the held-back reply is not sent", n)
+	}
+	w.release()
+	alice.wait("back online", `document.getElementById('offline-banner').hidden`)
+	alice.checkNoReload()
+	bob.checkNoReload()
 }

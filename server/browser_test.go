@@ -22,9 +22,11 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/switchboard-hq/switchboard/accounts"
 	"github.com/switchboard-hq/switchboard/channels"
+	"github.com/switchboard-hq/switchboard/channels/sms"
 	"github.com/switchboard-hq/switchboard/internal/browsertest"
 	"github.com/switchboard-hq/switchboard/internal/outbox"
 	"github.com/switchboard-hq/switchboard/internal/storetest"
@@ -33,6 +35,9 @@ import (
 )
 
 const (
+	// browserToken is the Twilio auth token of the browser tests' number: alphanumeric, as
+	// Twilio's are, since the client that sends replies refuses anything else.
+	browserToken = "br0wser70ken0br0wser70ken0br0ws3"
 	// stepTimeout bounds one browser step or one wait.
 	stepTimeout = 20 * time.Second
 	// pollEvery is how often a wait looks again. Polling on a timer rather than on
@@ -160,7 +165,7 @@ func startBrowserTwilio(t *testing.T) (*env, *wire, *fakeTwilio) {
 	s, err := server.New(context.Background(), server.Config{
 		DatabaseURL: storetest.URL(t, store.SQLite),
 		PublicURL:   public,
-		Twilio: &server.Twilio{AccountSID: "AC" + strings.Repeat("0", 32), AuthToken: authToken, PhoneNumber: number,
+		Twilio: &server.Twilio{AccountSID: "AC" + strings.Repeat("0", 32), AuthToken: browserToken, PhoneNumber: number,
 			APIURL: tw.srv.URL},
 		Outbox: outbox.Config{SendTimeout: 5 * time.Second, Poll: 200 * time.Millisecond},
 	})
@@ -211,9 +216,8 @@ func (e *env) smsChannel() int64 {
 // sms posts a signed inbound SMS and returns the id of the feed message it made.
 func (e *env) sms(c *http.Client, channelID int64, sid, from, text string) int64 {
 	e.t.Helper()
-	resp := e.postSMS(smsForm(sid, from, text), "good")
-	if b := body(resp); resp.StatusCode != 200 {
-		e.t.Fatalf("webhook %s: %d %s", sid, resp.StatusCode, b)
+	if status := e.twilioPost(sms.InboundPath, smsForm(sid, from, text)); status != 200 {
+		e.t.Fatalf("webhook %s: %d", sid, status)
 	}
 	var page struct {
 		Messages []struct {
@@ -226,6 +230,25 @@ func (e *env) sms(c *http.Client, channelID int64, sid, from, text string) int64
 		e.t.Fatalf("the feed's last message is not %q: %+v", text, page.Messages)
 	}
 	return page.Messages[len(page.Messages)-1].ID
+}
+
+// twilioPost posts a form to a Twilio webhook path (or URL) of a browser test's server,
+// signed as Twilio signs it, and returns the status.
+func (e *env) twilioPost(path string, form url.Values) int {
+	e.t.Helper()
+	target := path
+	if strings.HasPrefix(path, "/") {
+		target = e.srv.URL + path
+	}
+	req, _ := http.NewRequest("POST", target, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Twilio-Signature", sms.Sign(browserToken, target, form))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // eventually polls ok until it holds, failing the test after a deadline.
@@ -306,6 +329,10 @@ func (p *page) state() string {
 			'offline banner: ' + (banner.hidden ? 'hidden' : 'shown: ' + banner.textContent),
 			'channels:\n' + text('channel-list'),
 			'messages:\n' + text('messages'),
+			'issue view: ' + (document.getElementById('issue-view').hidden ? 'hidden' : 'shown'),
+			'conversation:\n' + text('conversation'),
+			'issue errors: ' + text('conv-error') + ' | ' + text('issue-error') + ' | ' + text('action-error'),
+			'composer: ' + JSON.stringify(document.getElementById('issue-input').value),
 		].join('\n');
 	})()`))
 	if err != nil {
@@ -384,6 +411,33 @@ func (p *page) waitSignedIn() {
 		&& document.querySelector('#channel-list [data-channel-id][aria-current="page"]') !== null
 		&& document.getElementById('feed-status').textContent === ''
 		&& document.querySelector('#messages > *') !== null`)
+}
+
+// press types keys as a keyboard does: for each, a keyDown that carries the character,
+// then a keyUp. A handler that prevents the keydown's default then also stops the
+// character, as with a real keyboard; chromedp.KeyEvent sends the character as a separate
+// event that nothing on the page can cancel (a shortcut that moves the focus into a field
+// would find its own key typed there).
+func press(keys string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for _, r := range keys {
+			evs := kb.Encode(r)
+			for _, ev := range evs {
+				if ev.Type == kb.KeyChar {
+					evs[0].Text, evs[0].UnmodifiedText = ev.Text, ev.UnmodifiedText
+				}
+			}
+			for _, ev := range evs {
+				if ev.Type == kb.KeyChar {
+					continue
+				}
+				if err := t.Call(ctx, "Input.dispatchKeyEvent", ev, nil); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // markNoReload leaves a value in the page's globals; checkNoReload finds it only when the

@@ -60,6 +60,12 @@ export class IssueView {
     ctx.onEvent('issue.viewing', (o) => {
       const d = o.data || {};
       if (!mine(o) || d.user_id == null || d.user_id === ctx.me.id) return;
+      // Someone new: let them know we are here too, as soon as the server's limit of one
+      // announcement per 2 s allows.
+      if (!this.viewers.has(d.user_id)) {
+        clearTimeout(this.viewingTimer);
+        this.viewingTimer = setTimeout(() => this.sayViewing(), Math.max(0, (this.lastViewing || 0) + 2100 - Date.now()));
+      }
       this.viewers.set(d.user_id, { name: d.name || ctx.user(d.user_id)?.name || 'Someone', typing: !!d.typing, at: Date.now() });
       this.paintViewers();
     });
@@ -133,6 +139,7 @@ export class IssueView {
   leave() {
     if (this.id == null) return;
     this.setTyping(false);
+    clearTimeout(this.viewingTimer);
     this.deps.live.unsubscribe(this.topic());
     this.id = null;
     this.issue = null;
