@@ -574,20 +574,29 @@ func parseDoc(raw string) (*Doc, map[string]any, error) {
 	return &d, generic, nil
 }
 
-// loadDocs reads the organisation's document and the documents of users, through q.
-// Users without one are absent from the map.
-func loadDocs(ctx context.Context, q store.Querier, users []int64) (*Doc, map[int64]*Doc, error) {
+// loadOrg reads the organisation's document through q.
+func loadOrg(ctx context.Context, q store.Querier) (*Doc, error) {
 	var raw string
-	org := &Doc{}
 	err := q.QueryRowContext(ctx, `SELECT doc FROM notification_org_prefs WHERE id = 1`).Scan(&raw)
 	switch {
 	case err == nil:
-		if org, _, err = parseDoc(raw); err != nil {
-			return nil, nil, err
-		}
-	case !errors.Is(store.Err(err), store.ErrNotFound):
-		return nil, nil, fmt.Errorf("notify: org preferences: %w", err)
+		org, _, err := parseDoc(raw)
+		return org, err
+	case errors.Is(store.Err(err), store.ErrNotFound):
+		return &Doc{}, nil
+	default:
+		return nil, fmt.Errorf("notify: org preferences: %w", err)
 	}
+}
+
+// loadDocs reads the organisation's document and the documents of users, through q.
+// Users without one are absent from the map.
+func loadDocs(ctx context.Context, q store.Querier, users []int64) (*Doc, map[int64]*Doc, error) {
+	org, err := loadOrg(ctx, q)
+	if err != nil {
+		return nil, nil, err
+	}
+	var raw string
 	out := map[int64]*Doc{}
 	users = slices.Compact(slices.Sorted(slices.Values(users)))
 	for chunk := range slices.Chunk(users, 500) {

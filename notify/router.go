@@ -2,8 +2,10 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -94,12 +96,9 @@ func (s *Service) Notify(ctx context.Context, tx *store.Tx, o *Occurrence) error
 		}
 		rel.add(EventFollowedCustomerIssue, o.Followers...)
 	case WhatCustomerMessage:
-		members, err := s.members(ctx, tx, o.ChannelID)
-		if err != nil {
-			return err
-		}
+		events := []string{EventCustomerMessage}
 		if o.Created {
-			rel.add(EventIssueCreated, members...)
+			events = []string{EventIssueCreated, EventCustomerMessage}
 			rel.add(EventFollowedCustomerIssue, o.Followers...)
 		} else {
 			if o.Unsnoozed {
@@ -108,7 +107,9 @@ func (s *Service) Notify(ctx context.Context, tx *store.Tx, o *Occurrence) error
 			rel.add(EventIssueMessage, o.AssigneeID)
 		}
 		rel.add(EventFollowedCustomerMessage, o.Followers...)
-		rel.add(EventCustomerMessage, members...)
+		if err := s.addMembers(ctx, tx, rel, o.ChannelID, events...); err != nil {
+			return err
+		}
 	case WhatNote:
 		rel.add(EventMentioned, o.Mentioned...)
 		for _, t := range o.Teams {
@@ -122,11 +123,9 @@ func (s *Service) Notify(ctx context.Context, tx *store.Tx, o *Occurrence) error
 		if o.AssigneeID != 0 {
 			rel.add(EventSLABreached, o.AssigneeID)
 		} else {
-			members, err := s.members(ctx, tx, o.ChannelID)
-			if err != nil {
+			if err := s.addMembers(ctx, tx, rel, o.ChannelID, EventSLABreached); err != nil {
 				return err
 			}
-			rel.add(EventSLABreached, members...)
 		}
 	default:
 		return fmt.Errorf("notify: unknown occurrence %q", o.What)
@@ -139,49 +138,108 @@ func (s *Service) Notify(ctx context.Context, tx *store.Tx, o *Occurrence) error
 // customer_message event ("a new message in this channel"), off unless the user turns it
 // on for the channel, or for every channel.
 func (s *Service) ChannelMessage(ctx context.Context, tx *store.Tx, ch *channels.Channel, m *channels.Message) error {
-	members, err := s.members(ctx, tx, ch.ID)
-	if err != nil {
-		return err
-	}
 	o := &Occurrence{What: "channel_message", ChannelID: ch.ID, Text: m.Body}
 	if m.AuthorID != nil {
 		o.ActorID = *m.AuthorID
 	}
 	rel := relations{}
+	var err error
 	switch ch.Kind {
 	case channels.Direct:
-		rel.add(EventDirectMessage, members...)
+		err = s.addMembers(ctx, tx, rel, ch.ID, EventDirectMessage)
 	case channels.Team:
-		rel.add(EventCustomerMessage, members...)
+		err = s.addMembers(ctx, tx, rel, ch.ID, EventCustomerMessage)
 	default:
 		return nil
+	}
+	if err != nil {
+		return err
 	}
 	return s.routeChannel(ctx, tx, o, ch, rel)
 }
 
-// members lists the users of a channel (every user, for all-agents channels).
-func (s *Service) members(ctx context.Context, q store.Querier, channelID int64) ([]int64, error) {
+// addMembers makes the members of a channel recipients of events. Channel events are
+// off by default, and an SMS channel's members are every agent: reading every user and
+// every preference for each customer message would cost the intake path dearly for
+// nothing. So when neither the factory nor the organisation (for this channel) turns any
+// of the events on, only users whose own preferences name one of them can want it, and
+// only those are considered.
+func (s *Service) addMembers(ctx context.Context, tx *store.Tx, rel relations, channelID int64, events ...string) error {
 	if channelID == 0 {
-		return nil, nil
+		return nil
 	}
-	all, ids, err := s.cfg.Channels.MemberIDs(ctx, q, channelID)
+	org, err := loadOrg(ctx, tx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if !all {
-		return ids, nil
-	}
-	users, err := s.cfg.Users.Users(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("notify: users: %w", err)
-	}
-	ids = ids[:0]
-	for _, u := range users {
-		if !u.Disabled {
-			ids = append(ids, u.ID)
+	wide := false
+	for _, ev := range events {
+		if p, _ := eventPref(nil, org, ev, channelID); p.InApp != Never || p.Email != Never {
+			wide = true
 		}
 	}
-	return ids, nil
+	var keen map[int64]bool // !wide: the users whose preferences name one of the events
+	if !wide {
+		if keen, err = usersNaming(ctx, tx, events); err != nil || len(keen) == 0 {
+			return err
+		}
+	}
+	all, ids, err := s.cfg.Channels.MemberIDs(ctx, tx, channelID)
+	if err != nil {
+		return err
+	}
+	var members []int64
+	switch {
+	case all && !wide:
+		for id := range keen {
+			members = append(members, id) // every user is a member; disabled ones are dropped later
+		}
+	case all:
+		users, err := s.cfg.Users.Users(ctx)
+		if err != nil {
+			return fmt.Errorf("notify: users: %w", err)
+		}
+		for _, u := range users {
+			if !u.Disabled {
+				members = append(members, u.ID)
+			}
+		}
+	default:
+		for _, id := range ids {
+			if wide || keen[id] {
+				members = append(members, id)
+			}
+		}
+	}
+	for _, ev := range events {
+		rel.add(ev, members...)
+	}
+	return nil
+}
+
+// usersNaming returns the users whose preference document names one of the events (as a
+// key, anywhere: events or channels).
+func usersNaming(ctx context.Context, q store.Querier, events []string) (map[int64]bool, error) {
+	conds := make([]string, len(events))
+	args := make([]any, len(events))
+	for i, ev := range events {
+		conds[i] = "doc LIKE $" + strconv.Itoa(i+1)
+		args[i] = `%"` + ev + `"%`
+	}
+	rows, err := q.QueryContext(ctx, `SELECT user_id FROM notification_prefs WHERE `+strings.Join(conds, " OR "), args...)
+	if err != nil {
+		return nil, fmt.Errorf("notify: preferences naming %v: %w", events, err)
+	}
+	defer rows.Close()
+	out := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
 }
 
 func (s *Service) route(ctx context.Context, tx *store.Tx, o *Occurrence, rel relations) error {
@@ -195,13 +253,9 @@ func (s *Service) routeChannel(ctx context.Context, tx *store.Tx, o *Occurrence,
 	if len(rel) == 0 {
 		return nil
 	}
-	users, err := s.cfg.Users.Users(ctx)
+	byID, err := s.users(ctx, rel)
 	if err != nil {
-		return fmt.Errorf("notify: users: %w", err)
-	}
-	byID := make(map[int64]*accounts.User, len(users))
-	for _, u := range users {
-		byID[u.ID] = u
+		return err
 	}
 	ids := make([]int64, 0, len(rel))
 	for id := range rel {
@@ -253,6 +307,37 @@ func (s *Service) routeChannel(ctx context.Context, tx *store.Tx, o *Occurrence,
 		}
 	}
 	return nil
+}
+
+// fewUsers is how many recipients are looked up one by one; more read the whole list.
+const fewUsers = 16
+
+// users looks up the recipients (to skip disabled users and know who has an address).
+func (s *Service) users(ctx context.Context, rel relations) (map[int64]*accounts.User, error) {
+	byID := make(map[int64]*accounts.User, len(rel))
+	if len(rel) <= fewUsers {
+		for id := range rel {
+			u, err := s.cfg.Users.User(ctx, id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("notify: user %d: %w", id, err)
+			}
+			byID[id] = u
+		}
+		return byID, nil
+	}
+	users, err := s.cfg.Users.Users(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("notify: users: %w", err)
+	}
+	for _, u := range users {
+		if _, ok := rel[u.ID]; ok {
+			byID[u.ID] = u
+		}
+	}
+	return byID, nil
 }
 
 func (s *Service) loggedIn(ctx context.Context, userID int64) (bool, error) {

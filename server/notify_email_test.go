@@ -549,4 +549,20 @@ func TestNotifyCustomerMessagesFollowChannelAndIssueSettings(t *testing.T) {
 	if p := e.inbox(bob, ""); len(p.Notifications) != 1 {
 		t.Errorf("bob: %+v; a message on an existing issue is not issue_created", p)
 	}
+
+	// The organisation turns customer messages on for the channel: every member hears of
+	// the next one, bob as the stronger issue_created.
+	e.putPrefs(alice, "/api/org/preferences", map[string]any{"channels": map[string]any{
+		sms: map[string]any{"customer_message": map[string]any{"in_app": "always"}}}})
+	e.newIssue(alice, "SMc3", "+15551236002", "hello there")
+	for _, tc := range []struct {
+		c     *http.Client
+		who   string
+		event string
+		n     int
+	}{{alice, "alice", "customer_message", 1}, {bob, "bob", "issue_created", 2}, {carol, "carol", "customer_message", 3}} {
+		if p := e.inbox(tc.c, ""); len(p.Notifications) != tc.n || p.Notifications[0].Event != tc.event {
+			t.Errorf("%s: %+v; want %d, the newest %s", tc.who, p.Notifications, tc.n, tc.event)
+		}
+	}
 }
