@@ -174,3 +174,16 @@ func (s *Service) MarkAllRead(ctx context.Context, userID int64) (*ReadAll, erro
 	}
 	return out, nil
 }
+
+// Prune deletes notifications created before olderThan that need nothing more: read (or
+// never shown in the app) and with no email waiting. Unread ones stay however old: the
+// badge counts them. It reports how many went.
+func (s *Service) Prune(ctx context.Context, olderThan time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM notifications WHERE created_at < $1
+		AND (read_at IS NOT NULL OR NOT in_app) AND email_state IN ('none', 'sent', 'dropped')`, olderThan.UTC())
+	if err != nil {
+		return 0, fmt.Errorf("notify: prune: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}

@@ -29,13 +29,55 @@ func (p *presence) LoggedIn(_ context.Context, id int64) (bool, error) {
 type mailer struct {
 	mu   sync.Mutex
 	sent []*Mail
+	fail error // when set, every send fails with it
 }
 
 func (m *mailer) Send(_ context.Context, mail *Mail) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.fail != nil {
+		return m.fail
+	}
 	m.sent = append(m.sent, mail)
 	return nil
+}
+
+// rig is a notify.Service on a real database with real accounts and channels.
+type rig struct {
+	t        *testing.T
+	svc      *Service
+	accounts *accounts.Service
+	pres     *presence
+	mail     *mailer
+	now      time.Time
+}
+
+func newRig(t *testing.T, db *store.DB) *rig {
+	t.Helper()
+	r := &rig{t: t, pres: &presence{on: map[int64]bool{}}, mail: &mailer{}, now: time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)}
+	clock := func() time.Time { return r.now }
+	r.accounts = accounts.New(db, accounts.Config{Now: clock})
+	log := hub.NewLog(db, clock)
+	r.svc = New(Config{DB: db, Log: log, Users: r.accounts, Channels: channels.New(db, log, channels.Config{Now: clock}),
+		Presence: r.pres, Mailer: r.mail, Now: clock})
+	return r
+}
+
+// user creates a user (disabled, if so) and returns the id.
+func (r *rig) user(handle string, disabled bool) int64 {
+	r.t.Helper()
+	ctx := context.Background()
+	u, err := r.accounts.CreateUser(ctx, accounts.NewUser{Email: handle + "@example.com", Name: handle, Role: accounts.RoleAgent, Password: "password-" + handle})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if disabled {
+		yes := true
+		if _, err := r.accounts.UpdateUser(ctx, u.ID, accounts.UserChange{Disabled: &yes}); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	return u.ID
 }
 
 type routed struct {
@@ -46,27 +88,10 @@ type routed struct {
 func TestRouterOneNotificationPerRecipientStrongestFirst(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		now := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
-		clock := func() time.Time { return now }
-		acc := accounts.New(db, accounts.Config{Now: clock})
-		user := func(handle string, disabled bool) int64 {
-			u, err := acc.CreateUser(ctx, accounts.NewUser{Email: handle + "@example.com", Name: handle, Role: accounts.RoleAgent, Password: "password-" + handle})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if disabled {
-				yes := true
-				if _, err := acc.UpdateUser(ctx, u.ID, accounts.UserChange{Disabled: &yes}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			return u.ID
-		}
+		r := newRig(t, db)
+		svc, user, pres := r.svc, r.user, r.pres
 		actor, assignee, teammate, follower, gone := user("ann", false), user("ben", false), user("cat", false), user("dan", false), user("eve", true)
-		log := hub.NewLog(db, clock)
-		pres := &presence{on: map[int64]bool{teammate: true}}
-		svc := New(Config{DB: db, Log: log, Users: acc, Channels: channels.New(db, log, channels.Config{Now: clock}),
-			Presence: pres, Mailer: &mailer{}, Now: clock})
+		pres.on[teammate] = true
 
 		note := &Occurrence{What: WhatNote, ActorID: actor, IssueID: 7, Subject: "Refund", Customer: "Zed", Text: "@ben @team",
 			AssigneeID: assignee, Mentioned: []int64{assignee},

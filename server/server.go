@@ -457,6 +457,9 @@ func (s *Server) setupNotify() error {
 	return nil
 }
 
+// notificationRetention is how long read notifications (with no email waiting) are kept.
+const notificationRetention = 90 * 24 * time.Hour
+
 // maintain runs periodic housekeeping until ctx ends.
 func (s *Server) maintain(ctx context.Context) {
 	timers := make(chan struct{})
@@ -492,6 +495,9 @@ func (s *Server) maintain(ctx context.Context) {
 		}
 		if _, err := s.Accounts.PruneSessions(ctx); err != nil {
 			s.log.Warn("pruning sessions failed", "err", err)
+		}
+		if _, err := s.Notify.Prune(ctx, s.cfg.Now().Add(-notificationRetention)); err != nil {
+			s.log.Warn("pruning notifications failed", "err", err)
 		}
 	}
 }
