@@ -4,12 +4,14 @@ package server_test
 // harness of browser_test.go. SWITCHBOARD_SCREENSHOTS=1 saves admin-*.png and stats-page.png.
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/switchboard-hq/switchboard/accounts"
 	"github.com/switchboard-hq/switchboard/internal/browsertest"
@@ -154,4 +156,64 @@ func TestBrowserAdminIsForAdmins(t *testing.T) {
 	})()`)
 	p.check("no admin forms, no Admin link", `document.querySelector('#admin-user-form, #admin-section') === null
 		&& document.getElementById('admin-link').hidden`)
+}
+
+// TestBrowserAdminSLAs: an admin sets the SMS channel's SLA, the alert channel and
+// auto-close through the SLA section; the API returns them; a bad value is refused with
+// the server's words; Remove deletes the policy.
+func TestBrowserAdminSLAs(t *testing.T) {
+	e, _ := startBrowser(t)
+	adminAPI := e.agent("root", accounts.RoleAdmin)
+	team, err := e.s.Channels.CreateTeam(context.Background(), "Escalations", []int64{e.userID("root")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	smsID := e.smsChannel()
+	p := openPage(t, browsertest.New(t), "root")
+	p.do("a desktop window", chromedp.EmulateViewport(1280, 900))
+	p.login(e.srv.URL, "root")
+	p.route("#/admin/sla")
+	row := `#admin-slas tbody tr:first-child`
+	p.wait("the SMS channel's row, without a policy", fmt.Sprintf(`(() => {
+		const r = document.querySelector(%s);
+		return !!r && r.textContent.includes('SMS') && r.querySelector('input').value === '';
+	})()`, js(row)))
+
+	// Too short a first response: the server's refusal shows in the row.
+	p.do("enter 5 and 240 minutes", append(append(fill(row+` td:nth-child(2) input`, "5"), fill(row+` td:nth-child(3) input`, "240")...),
+		chromedp.Click(chromedp.CSS(row+` .btn-primary`)))...)
+	p.wait("the refusal", fmt.Sprintf(`document.querySelector(%s).textContent.toLowerCase().includes('first_response_minutes must be between 30')`, js(row+` .form-error`)))
+
+	// (chromedp.Clear leaves a number input as it is: select its text and type over it.)
+	p.do("enter 60 minutes", chromedp.Click(chromedp.CSS(row+` td:nth-child(2) input`)), chromedp.KeyEvent(kb.Backspace),
+		chromedp.SendKeys(chromedp.CSS(row+` td:nth-child(2) input`), "60"), chromedp.Click(chromedp.CSS(row+` .btn-primary`)))
+	p.wait("Saved", fmt.Sprintf(`document.querySelector(%s).textContent === 'Saved.'`, js(row+` .pg-status`)))
+	var policy struct {
+		First int `json:"first_response_minutes"`
+		Res   int `json:"resolution_minutes"`
+		Warn  int `json:"warn_percent"`
+	}
+	e.slaMust(adminAPI, "GET", fmt.Sprintf("/api/channels/%d/sla", smsID), nil, 200, &policy)
+	if policy.First != 60 || policy.Res != 240 || policy.Warn != 80 {
+		t.Fatalf("the policy after saving: %+v; want 60, 240, warn 80", policy)
+	}
+
+	p.do("alerts to Escalations, close after 48 hours", chromedp.SetValue(chromedp.CSS("#admin-alert-channel"), fmt.Sprint(team.ID)),
+		chromedp.Click(chromedp.CSS("#admin-auto-close")), chromedp.KeyEvent(kb.End), chromedp.KeyEvent(kb.Backspace+kb.Backspace+kb.Backspace),
+		chromedp.SendKeys(chromedp.CSS("#admin-auto-close"), "48"),
+		chromedp.Click(chromedp.CSS(`#admin-section .pg-card:first-child .btn-primary`)))
+	p.wait("Saved", `document.querySelector('#admin-section .pg-card:first-child .pg-status').textContent === 'Saved.'`)
+	var settings struct {
+		Alert     *int64 `json:"alert_channel_id"`
+		AutoClose int    `json:"auto_close_minutes"`
+	}
+	e.slaMust(adminAPI, "GET", "/api/settings/sla", nil, 200, &settings)
+	if settings.Alert == nil || *settings.Alert != team.ID || settings.AutoClose != 48*60 {
+		t.Fatalf("the settings after saving: alert %v, auto-close %d; want %d and 2880", settings.Alert, settings.AutoClose, team.ID)
+	}
+	p.screenshot("admin-slas.png")
+
+	p.do("remove the policy", chromedp.Click(chromedp.CSS(row+` .pg-inline .btn:not(.btn-primary)`)))
+	p.wait("Removed", fmt.Sprintf(`document.querySelector(%s).textContent === 'Removed.'`, js(row+` .pg-status`)))
+	e.slaMust(adminAPI, "GET", fmt.Sprintf("/api/channels/%d/sla", smsID), nil, 404, nil)
 }

@@ -290,3 +290,122 @@ func TestBrowserPreferencesPage(t *testing.T) {
 	p.do("save", chromedp.Click(chromedp.CSS("#prefs-save")))
 	p.wait("the refusal naming the zone", `document.getElementById('prefs-error').textContent.includes('Mars/Olympus')`)
 }
+
+// TestBrowserOrgDefaults: an admin changes the organisation's defaults in the admin
+// section; GET /api/org/preferences has them; an agent's page then shows them as the
+// organisation's defaults, and the agent's own choice wins over them. The admin's own
+// preferences page has the same grid under its second tab.
+func TestBrowserOrgDefaults(t *testing.T) {
+	e, _ := startBrowser(t)
+	rootAPI := e.agent("root", accounts.RoleAdmin)
+	aliceAPI := e.agent("alice", accounts.RoleAgent)
+	smsID := e.smsChannel()
+	browser := browsertest.New(t)
+	root := openPage(t, browser, "root")
+	root.do("a desktop window", chromedp.EmulateViewport(1280, 900))
+	root.login(e.srv.URL, "root")
+	root.route("#/admin/notifications")
+	noteEmail := `select[name="events.note.email"]`
+	chSound := fmt.Sprintf(`select[name="channels.%d.sound"]`, smsID)
+	root.wait("the organisation grid", fmt.Sprintf(`document.querySelector('#org-prefs-events %s') !== null
+		&& document.querySelector('#org-prefs-channels %s') !== null`, noteEmail, chSound))
+	root.do("note emails never, a bell for SMS, save", chromedp.SetValue(chromedp.CSS(`#org-prefs-events `+noteEmail), "never"),
+		chromedp.SetValue(chromedp.CSS(`#org-prefs-channels `+chSound), "bell"), chromedp.Click(chromedp.CSS("#org-prefs-save")))
+	root.wait("Saved", `document.getElementById('org-prefs-status').textContent === 'Saved.'`)
+	var org struct {
+		Events   map[string]struct{ Email string } `json:"events"`
+		Channels map[string]struct {
+			Sound *string `json:"sound"`
+		} `json:"channels"`
+	}
+	e.getJSON(rootAPI, "/api/org/preferences", &org)
+	if s := org.Channels[fmt.Sprint(smsID)].Sound; org.Events["note"].Email != "never" || s == nil || *s != "bell" {
+		t.Fatalf("GET /api/org/preferences: note %+v, SMS sound %v; want never and bell", org.Events["note"], s)
+	}
+	root.screenshot("admin-notification-defaults.png")
+
+	root.route("#/preferences")
+	root.wait("two tabs, the first selected", `document.querySelectorAll('[role=tab]').length === 2
+		&& document.querySelector('[role=tab][aria-selected=true]').dataset.tab === 'mine'
+		&& document.querySelector('#prefs-events') !== null`)
+	root.do("the organisation tab", chromedp.Click(chromedp.CSS(`[role=tab][data-tab="org"]`)))
+	root.wait("the organisation grid with its default", fmt.Sprintf(`document.querySelector('#org-prefs-events %s')?.value === 'never'
+		&& document.querySelector('#prefs-events') === null`, noteEmail))
+
+	alice := openPage(t, browsertest.NewTab(t, browser), "alice")
+	alice.login(e.srv.URL, "alice")
+	alice.route("#/preferences")
+	alice.wait("the organisation's defaults, inherited", fmt.Sprintf(`(() => {
+		const n = document.querySelector('#prefs-events %s'), s = document.querySelector('#prefs-channels %s');
+		return !!n && !!s && n.value === '' && n.dataset.source === 'org' && n.selectedOptions[0].textContent === 'Default: Never'
+			&& s.value === '' && s.dataset.source === 'org_channel' && s.selectedOptions[0].textContent === 'Default: Bell'
+			&& n.closest('tr').querySelector('.src-tag').textContent === 'organisation default';
+	})()`, noteEmail, chSound))
+	alice.do("her own choice: always", chromedp.SetValue(chromedp.CSS(`#prefs-events `+noteEmail), "always"), chromedp.Click(chromedp.CSS("#prefs-save")))
+	alice.wait("Saved", `document.getElementById('prefs-status').textContent === 'Saved.'`)
+	var mine struct {
+		Events map[string]struct{ Email string } `json:"events"`
+	}
+	e.getJSON(aliceAPI, "/api/preferences", &mine)
+	if got := mine.Events["note"].Email; got != "always" {
+		t.Fatalf("alice's note email = %q after choosing always over the organisation's never", got)
+	}
+
+	// Reset: back to the organisation's default.
+	alice.do("reset the row and save", chromedp.Click(chromedp.CSS(`#prefs-events tr[data-event="note"] td:last-child button`)),
+		chromedp.Click(chromedp.CSS("#prefs-save")))
+	alice.wait("the organisation's default again", fmt.Sprintf(`(() => {
+		const n = document.querySelector('#prefs-events %s');
+		return n.value === '' && n.dataset.source === 'org' && document.getElementById('prefs-status').textContent === 'Saved.';
+	})()`, noteEmail))
+	e.getJSON(aliceAPI, "/api/preferences", &mine)
+	if got := mine.Events["note"].Email; got != "never" {
+		t.Fatalf("alice's note email = %q after Reset; want the organisation's never", got)
+	}
+}
+
+// TestBrowserNotificationPagingAndPopups: notifications that arrive live stack at most
+// three pop-ups, and a pop-up's dismiss button removes one; the panel shows the first page
+// and the live ones, and pages back with Load older.
+func TestBrowserNotificationPagingAndPopups(t *testing.T) {
+	e, _ := startBrowser(t)
+	aliceAPI := e.agent("alice", accounts.RoleAgent)
+	e.agent("bob", accounts.RoleAgent)
+	bobID := e.userID("bob")
+	smsID := e.smsChannel()
+	// 21 notifications wait for Bob; 4 more arrive while he is signed in.
+	const before, live = 21, 4
+	const n = before + live
+	var issues []int64
+	for i := range n {
+		m := e.sms(aliceAPI, smsID, fmt.Sprintf("SMp%d", i), fmt.Sprintf("+155512304%02d", i), fmt.Sprintf("Question %d", i))
+		issues = append(issues, e.issueOf(aliceAPI, smsID, m))
+	}
+	for _, id := range issues[:before] {
+		e.assign(aliceAPI, id, bobID)
+	}
+	bob := openPage(t, browsertest.New(t), "bob")
+	bob.login(e.srv.URL, "bob")
+	bob.wait("the badge at 21", bellIs(fmt.Sprint(before)))
+	for _, id := range issues[before:] {
+		e.assign(aliceAPI, id, bobID)
+	}
+	bob.wait("the badge at 25", bellIs(fmt.Sprint(n)))
+	bob.wait("at most three pop-ups, the newest last", fmt.Sprintf(`(() => {
+		const t = [...document.querySelectorAll('#toasts .toast')];
+		return t.length === 3 && t[2].textContent.includes('Question %d');
+	})()`, n-1))
+	bob.do("dismiss one", chromedp.Click(chromedp.CSS(`#toasts .toast:last-child .toast-close`)))
+	bob.wait("two pop-ups", `document.querySelectorAll('#toasts .toast').length === 2`)
+	bob.check("still all unread", bellIs(fmt.Sprint(n)))
+
+	bob.do("open the panel", chromedp.Click(chromedp.CSS("#bell")))
+	bob.wait("the first page and the live ones", fmt.Sprintf(`document.querySelectorAll('#notify-list .notify-item').length === %d
+		&& !document.getElementById('notify-more').hidden`, 20+live))
+	bob.do("load older", chromedp.Click(chromedp.CSS("#notify-more")))
+	bob.wait("all of them, once each", fmt.Sprintf(`(() => {
+		const ids = [...document.querySelectorAll('#notify-list .notify-item')].map((b) => Number(b.dataset.notificationId));
+		return ids.length === %d && new Set(ids).size === %d && ids.every((id, i) => i === 0 || ids[i - 1] > id)
+			&& document.getElementById('notify-more').hidden;
+	})()`, n, n))
+}

@@ -48,6 +48,7 @@ function at(doc, path, org) {
   return { value: v, source: typeof s === 'string' ? s : undefined, own: s === own };
 }
 
+const RANK = ['user', 'org_channel', 'org', 'factory']; // the strongest inherited source names a row
 const SOURCE_NAMES = {
   user: 'from your event settings', user_channel: 'your choice', org: 'organisation default',
   org_channel: 'organisation default', factory: 'factory default',
@@ -118,7 +119,7 @@ export function renderPrefsGrid(container, ctx, org) {
   function srcTag(sels) {
     const ats = sels.map((el) => controls.find((c) => c.el === el).at);
     if (ats.some((a) => a.own)) return h('span', { class: 'src-tag src-own', text: org ? 'set by admin' : 'your choice' });
-    const s = ats.find((a) => a.source)?.source;
+    const s = RANK.find((r) => ats.some((a) => a.source === r));
     return h('span', { class: 'src-tag', text: SOURCE_NAMES[s] || 'default' });
   }
 
@@ -141,9 +142,14 @@ export function renderPrefsGrid(container, ctx, org) {
     const grid = h('div', { class: 'pg-table-wrap' }, h('table', { class: 'pg-table prefs-grid', id: org ? 'org-prefs-events' : 'prefs-events' },
       head(['Event', 'In-app', 'Email', 'Sound', '']), h('tbody', null, evRows)));
 
-    const shown = doc.channels || {};
-    const chRows = (ctx.channels() || []).filter((ch) => String(ch.id) in shown).map((ch) => {
-      const customer = ch.kind === 'sms' || ch.kind === 'email';
+    // The server names the channels to show; the app's list, when loaded, gives their
+    // names, kinds and order.
+    const known = new Map((ctx.channels() || []).map((c, i) => [String(c.id), { ...c, i }]));
+    const chRows = Object.keys(doc.channels || {})
+      .map((id) => known.get(id) || { id, name: `Channel ${id}`, i: Infinity })
+      .sort((a, b) => a.i - b.i || a.id - b.id)
+      .map((ch) => {
+      const customer = !ch.kind || ch.kind === 'sms' || ch.kind === 'email';
       const sels = [];
       const cells = CHANNEL_EVENTS.map(([ev, evName]) => h('td', { dataset: { label: evName } }, customer
         ? h('span', { class: 'prefs-pair' }, ['in_app', 'email'].map((f) => {
