@@ -31,6 +31,9 @@ type Users interface {
 	User(ctx context.Context, id int64) (*accounts.User, error)
 	// Names returns display names, read through q.
 	Names(ctx context.Context, q store.Querier, ids []int64) (map[int64]string, error)
+	// UsersIn returns the users with ids (nil: every user), read through q: the router
+	// runs inside the writer's transaction and must not wait for a second connection.
+	UsersIn(ctx context.Context, q store.Querier, ids []int64) (map[int64]*accounts.User, error)
 }
 
 // Channels is what notify needs of channels. channels.Service implements it.

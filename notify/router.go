@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -195,7 +194,7 @@ func (s *Service) addMembers(ctx context.Context, tx *store.Tx, rel relations, c
 			members = append(members, id) // every user is a member; disabled ones are dropped later
 		}
 	case all:
-		users, err := s.cfg.Users.Users(ctx)
+		users, err := s.cfg.Users.UsersIn(ctx, tx, nil)
 		if err != nil {
 			return fmt.Errorf("notify: users: %w", err)
 		}
@@ -253,7 +252,7 @@ func (s *Service) routeChannel(ctx context.Context, tx *store.Tx, o *Occurrence,
 	if len(rel) == 0 {
 		return nil
 	}
-	byID, err := s.users(ctx, rel)
+	byID, err := s.users(ctx, tx, rel)
 	if err != nil {
 		return err
 	}
@@ -309,33 +308,16 @@ func (s *Service) routeChannel(ctx context.Context, tx *store.Tx, o *Occurrence,
 	return nil
 }
 
-// fewUsers is how many recipients are looked up one by one; more read the whole list.
-const fewUsers = 16
-
-// users looks up the recipients (to skip disabled users and know who has an address).
-func (s *Service) users(ctx context.Context, rel relations) (map[int64]*accounts.User, error) {
-	byID := make(map[int64]*accounts.User, len(rel))
-	if len(rel) <= fewUsers {
-		for id := range rel {
-			u, err := s.cfg.Users.User(ctx, id)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("notify: user %d: %w", id, err)
-			}
-			byID[id] = u
-		}
-		return byID, nil
+// users looks up the recipients (to skip disabled users and know who has an address),
+// through the writer's transaction.
+func (s *Service) users(ctx context.Context, tx *store.Tx, rel relations) (map[int64]*accounts.User, error) {
+	ids := make([]int64, 0, len(rel))
+	for id := range rel {
+		ids = append(ids, id)
 	}
-	users, err := s.cfg.Users.Users(ctx)
+	byID, err := s.cfg.Users.UsersIn(ctx, tx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("notify: users: %w", err)
-	}
-	for _, u := range users {
-		if _, ok := rel[u.ID]; ok {
-			byID[u.ID] = u
-		}
 	}
 	return byID, nil
 }

@@ -171,7 +171,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.Channels = channels.New(db, s.Events, channels.Config{Now: cfg.Now, People: s.Accounts})
 	s.Issues = issues.New(db, s.Events, s.Channels, issues.Config{Now: cfg.Now, People: s.Accounts})
 	s.Channels.SetDirectory(s.Issues)
-	s.Channels.SetPeople(s.Accounts) // direct messages look their two people up
 	s.Timers = issues.NewEngine(s.Issues, issues.EngineConfig{Lease: lease.New(db, "sla", "", 0), Now: cfg.Now, Logger: log})
 
 	if err := s.setupNotify(); err != nil {
