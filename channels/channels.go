@@ -189,8 +189,12 @@ func (s *Service) CreateTeam(ctx context.Context, name string, memberIDs []int64
 }
 
 // Get returns a channel.
-func (s *Service) Get(ctx context.Context, id int64) (*Channel, error) {
-	ch, err := scanChannel(s.db.QueryRowContext(ctx, `SELECT `+channelCols+` FROM channels WHERE id = $1`, id))
+func (s *Service) Get(ctx context.Context, id int64) (*Channel, error) { return s.GetIn(ctx, s.db, id) }
+
+// GetIn returns a channel, read through q (a caller's transaction, so the read needs no
+// second connection).
+func (s *Service) GetIn(ctx context.Context, q store.Querier, id int64) (*Channel, error) {
+	ch, err := scanChannel(q.QueryRowContext(ctx, `SELECT `+channelCols+` FROM channels WHERE id = $1`, id))
 	if err != nil {
 		if errors.Is(store.Err(err), store.ErrNotFound) {
 			return nil, ErrNotFound

@@ -39,6 +39,7 @@ type Users interface {
 // Channels is what notify needs of channels. channels.Service implements it.
 type Channels interface {
 	Get(ctx context.Context, id int64) (*channels.Channel, error)
+	GetIn(ctx context.Context, q store.Querier, id int64) (*channels.Channel, error)
 	MemberIDs(ctx context.Context, q store.Querier, channelID int64) (allAgents bool, ids []int64, err error)
 	IsMember(ctx context.Context, userID, channelID int64) (bool, error)
 	ForUser(ctx context.Context, userID int64) ([]*channels.View, error)

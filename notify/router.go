@@ -359,7 +359,7 @@ func (c *content) prepare(ctx context.Context, tx *store.Tx) error {
 		c.actor = "Someone"
 	}
 	if c.ch == nil && c.o.ChannelID != 0 {
-		ch, err := c.s.cfg.Channels.Get(ctx, c.o.ChannelID)
+		ch, err := c.s.cfg.Channels.GetIn(ctx, tx, c.o.ChannelID)
 		if err == nil {
 			c.ch = ch
 		}
