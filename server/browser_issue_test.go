@@ -64,6 +64,7 @@ func commentIs(kind, text string) string {
 func TestBrowserIssueViewPanelsAndCustomer(t *testing.T) {
 	e, _ := startBrowser(t)
 	aliceAPI := e.agent("alice", accounts.RoleAgent)
+	e.agent("bob", accounts.RoleAgent)
 	smsID := e.smsChannel()
 	p := openPage(t, browsertest.New(t), "alice")
 	p.login(e.srv.URL, "alice")
@@ -115,6 +116,20 @@ func TestBrowserIssueViewPanelsAndCustomer(t *testing.T) {
 	p.do("close with Escape", press("\u001b"))
 	p.wait("the lightbox gone and the focus back on View Customer", `document.getElementById('customer-dialog') === null
 		&& document.activeElement === document.getElementById('view-customer')`)
+
+	// Assign It: the first issue to bob, picked by name. Alice, an agent, then has no
+	// action left on it, and may only write notes.
+	p.do("back to the first issue", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#issue-list [data-issue-id="%d"]`, first))))
+	p.waitIssue(first)
+	p.do("Assign It", chromedp.Click(chromedp.CSS(`#issue-side [data-action="assign"]`)))
+	p.wait("the people picker", `document.querySelector('dialog[open] input[type=search]') === document.activeElement`)
+	p.do("pick bob", chromedp.SendKeys(chromedp.CSS(`dialog[open] input[type=search]`), "bo"), press("\r"))
+	p.wait("assigned to bob, everywhere", fmt.Sprintf(`document.getElementById('issue-status').textContent === 'In progress · Assigned to Bob'
+		&& document.querySelector('dialog[open]') === null
+		&& document.querySelector('#issue-list [data-issue-id="%d"]').dataset.state === 'assigned'`, first))
+	p.check("no actions offered to alice, replies closed to her", `document.querySelector('#issue-side [data-action]') === null
+		&& document.getElementById('mode-reply').disabled && document.getElementById('mode-note').checked
+		&& document.getElementById('issue-hint').textContent.startsWith('Only Bob')`)
 	p.checkNoReload()
 }
 
@@ -197,6 +212,9 @@ func TestBrowserNoteStaysInternalAndReplyIsDelivered(t *testing.T) {
 	}
 	if n := len(tw.requests()); n != 1 {
 		t.Errorf("Twilio got %d requests; want 1 (the reply)", n)
+	}
+	for _, p := range []*page{alice, bob} {
+		p.wait("the activity entry of the reply taking the issue", `[...document.querySelectorAll('#conversation .act[data-action=assigned] span')].some((s) => s.textContent === 'Alice took the issue by replying')`)
 	}
 	alice.screenshot("issue-conversation.png")
 

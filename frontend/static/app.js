@@ -264,7 +264,8 @@ class Session {
     }, signal);
     document.querySelector('.skip-link').addEventListener('click', (e) => {
       e.preventDefault(); // keep the route in the hash
-      $('feed').focus();
+      const target = { issues: this.issueView.id != null ? 'conversation' : 'f-q', tracker: 'tracker-view', page: 'page' }[this.view] || 'feed';
+      $(target).focus();
     }, { signal });
 
     const toggle = $('nav-toggle');
@@ -565,17 +566,17 @@ class Session {
     if (id == null) {
       this.issueView.leave();
       setText($('issue-title'), 'Issues');
-      document.title = 'Issues · Switchboard';
+      this.setViewTitle('Issues');
       return;
     }
     this.issueView.open(id);
-    document.title = `Issue #${id} · Switchboard`;
+    this.setViewTitle(`Issue #${id}`);
   }
 
   async openTracker() {
     if (this.view === 'tracker') return;
     this.showView('tracker', 'tracker');
-    document.title = 'Tracker · Switchboard';
+    this.setViewTitle('Tracker');
     const mod = await this.loadModule(() => import('./tracker.js'), $('tracker-view'));
     if (mod && this.view === 'tracker' && !this.trackerCleanup) this.trackerCleanup = mod.mountTracker($('tracker-view'), this.ctx);
   }
@@ -599,6 +600,11 @@ class Session {
     this.trackerCleanup?.();
     this.trackerCleanup = null;
     clear($('tracker-view'));
+  }
+
+  setViewTitle(text) {
+    this.viewTitle = text;
+    this.updateTitle();
   }
 
   /** step moves to the next (1) or previous (-1) issue, or message in a feed (j / k). */
@@ -652,10 +658,10 @@ class Session {
     const page = mod.pages[name];
     if (!page || typeof page.render !== 'function') {
       el.appendChild(h('p', { class: 'page-missing' }, 'This page is not available yet.'));
-      document.title = 'Switchboard';
+      this.setViewTitle('');
       return;
     }
-    document.title = `${page.title || name} · Switchboard`;
+    this.setViewTitle(page.title || name);
     try {
       const cleanup = page.render(el, this.ctx, params);
       this.pageCleanup = typeof cleanup === 'function' ? cleanup : null;
@@ -842,8 +848,9 @@ class Session {
   updateTitle() {
     let total = 0;
     for (const c of this.order) total += c.unread;
-    const open = this.channels.get(this.feed.channelID);
-    const base = open ? `${open.name} · Switchboard` : 'Switchboard';
+    const open = this.view === 'channel' ? this.channels.get(this.feed.channelID) : null;
+    let base = open ? `${open.name} · Switchboard` : 'Switchboard';
+    if (this.view !== 'channel' && this.viewTitle) base = `${this.viewTitle} · Switchboard`;
     document.title = total > 0 ? `(${total}) ${base}` : base;
   }
 

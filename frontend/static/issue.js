@@ -39,6 +39,7 @@ export class IssueView {
     const signal = ctx.signal;
 
     ctx.onEvent('subscribed', (o) => { if (o.topic === this.topic()) this.load(); });
+    ctx.onEvent('resync', () => this.load());
     ctx.onEvent('error', (o) => { if (o.topic && o.topic === this.topic()) this.load(); });
     const mine = (o) => this.id != null && (o.topic === this.topic() || Number(o.data?.issue?.id ?? o.data?.issue_id) === this.id);
     ctx.onEvent('issue.updated', (o) => { if (mine(o) && o.data?.issue?.id === this.id) this.onUpdated(o.data.issue); });
@@ -205,7 +206,7 @@ export class IssueView {
     this.setIssue({ ...this.issue, ...issue, customer: issue.customer || this.issue?.customer });
     // The activity entry is not in the event: read the issue again, once per burst.
     clearTimeout(this.refetchTimer);
-    this.refetchTimer = setTimeout(() => this.load(), 250);
+    this.refetchTimer = setTimeout(() => this.load(), 100);
   }
 
   setIssue(issue) {

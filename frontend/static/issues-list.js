@@ -33,6 +33,7 @@ export class IssueList {
     }, { signal });
     $('issue-more').addEventListener('click', () => this.load(true), { signal });
     const live = (issue) => issue && this.apply(issue);
+    ctx.onEvent('resync', () => { if (this.loaded) this.load(); });
     ctx.onEvent('issue.updated', (o) => live(o.data?.issue));
     ctx.onEvent('issue.unsnoozed', (o) => live(o.data?.issue));
     ctx.onEvent('message.created', (o) => {
