@@ -5,6 +5,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -28,9 +29,10 @@ func fill(sel, text string) []chromedp.Action[chromedp.Void] {
 	return []chromedp.Action[chromedp.Void]{chromedp.Clear(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), text)}
 }
 
-// TestBrowserAdminPages: an admin creates a user and a team and adds the user to it,
-// connects a Twilio number and sees the webhook URLs to paste into Twilio; every change
-// is in the API afterwards. The stats page shows its figures.
+// TestBrowserAdminPages: an admin creates a user, makes her an admin, disables and
+// enables her; creates a team, adds and removes her; connects a Twilio number and sees the
+// webhook URLs to paste into Twilio; adds and removes a mailbox. Every change is in the API
+// afterwards. The stats page shows its figures.
 func TestBrowserAdminPages(t *testing.T) {
 	e, _ := startBrowser(t)
 	adminAPI := e.agent("root", accounts.RoleAdmin)
@@ -72,6 +74,27 @@ func TestBrowserAdminPages(t *testing.T) {
 	p.wait("the 409 in the form", `document.querySelector('#admin-user-form .form-error').textContent.includes('already exists')`)
 	p.screenshot("admin-users.png")
 
+	// Erin becomes an admin, is disabled and enabled again, from her row.
+	erinRow := `[...document.querySelectorAll('#admin-users tbody tr')].find((r) => r.textContent.includes('erin@example.com'))`
+	evalJS[chromedp.Void](p, `(() => { const s = `+erinRow+`.querySelector('select'); s.value = 'admin'; s.dispatchEvent(new Event('change')); })()`)
+	eventually(t, "Erin an admin", func() bool {
+		e.getJSON(adminAPI, "/api/users", &users)
+		return users.Users[erin].Role == "admin"
+	})
+	evalJS[chromedp.Void](p, erinRow+`.querySelector('.pg-inline button').click()`)
+	p.wait("Erin shown disabled", erinRow+`.querySelector('.pill').textContent === 'Disabled'`)
+	var erinNow struct {
+		User struct {
+			Disabled bool `json:"disabled"`
+		} `json:"user"`
+	}
+	resp := e.do(adminAPI, "PATCH", fmt.Sprintf("/api/users/%d", erinID), map[string]any{})
+	if b := body(resp); resp.StatusCode != 200 || json.Unmarshal([]byte(b), &erinNow) != nil || !erinNow.User.Disabled {
+		t.Fatalf("Erin after Disable: %d %s; want disabled", resp.StatusCode, b)
+	}
+	evalJS[chromedp.Void](p, erinRow+`.querySelector('.pg-inline button').click()`)
+	p.wait("Erin shown active again", erinRow+`.querySelector('.pill').textContent === 'Active'`)
+
 	// Teams: create one and add Erin.
 	p.route("#/admin/teams")
 	p.wait("the teams section", `document.querySelector('#admin-team-form') !== null && document.querySelector('#admin-teams') !== null
@@ -93,6 +116,12 @@ func TestBrowserAdminPages(t *testing.T) {
 	e.getJSON(adminAPI, "/api/teams", &teams)
 	if len(teams.Teams) != 1 || teams.Teams[0].Handle != "night-shift" || !slices.Equal(teams.Teams[0].MemberIDs, []int64{erinID}) {
 		t.Fatalf("GET /api/teams: %+v; want Night shift with Erin (%d)", teams.Teams, erinID)
+	}
+	p.do("remove Erin", chromedp.Click(chromedp.CSS(fmt.Sprintf(`%s .chip[data-user-id="%d"] .chip-x`, teamSel, erinID))))
+	p.wait("nobody on the team", `document.querySelector('#admin-teams .team .chip') === null`)
+	e.getJSON(adminAPI, "/api/teams", &teams)
+	if len(teams.Teams[0].MemberIDs) != 0 {
+		t.Fatalf("GET /api/teams after removing Erin: %+v", teams.Teams)
 	}
 
 	// Channels: connect a Twilio number; the webhook URLs show with copy buttons.
@@ -121,6 +150,25 @@ func TestBrowserAdminPages(t *testing.T) {
 		t.Fatalf("GET /api/sms/numbers: %+v; want +15550008888 with %s", nums.Numbers, sid)
 	}
 	p.screenshot("admin-channels.png")
+
+	// Mailboxes: add one (its intake only ever dials this machine), then remove it.
+	p.do("add a mailbox", append(append(fill("#admin-url", "imap://sales:secret-pw@127.0.0.1:1/INBOX"), fill("#admin-address", "sales@example.com")...),
+		chromedp.Click(chromedp.CSS(`#admin-mailbox-form button[type="submit"]`)))...)
+	p.wait("the mailbox, its password not shown", `(() => {
+		const row = document.querySelector('#admin-mailboxes tbody tr');
+		return !!row && row.textContent.includes('sales@example.com') && row.querySelector('code').textContent.includes('127.0.0.1')
+			&& !row.textContent.includes('secret-pw');
+	})()`)
+	evalJS[chromedp.Void](p, `window.confirm = () => true`)
+	p.do("remove it", chromedp.Click(chromedp.CSS(`#admin-mailboxes tbody tr .btn-danger`)))
+	p.wait("no mailboxes", `document.querySelector('#admin-mailboxes').textContent === 'No mailboxes.'`)
+	var boxes struct {
+		Mailboxes []any `json:"mailboxes"`
+	}
+	e.getJSON(adminAPI, "/api/email/mailboxes", &boxes)
+	if len(boxes.Mailboxes) != 0 {
+		t.Fatalf("GET /api/email/mailboxes after Remove: %+v", boxes.Mailboxes)
+	}
 
 	// Stats: one issue taken and resolved, one still open; the counts and figures show them.
 	smsID := e.smsChannel()

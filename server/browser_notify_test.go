@@ -82,7 +82,8 @@ func bellIs(text string) string {
 
 // TestBrowserNotificationAppearsLive: Alice assigns an issue to Bob; Bob's bell counts it
 // and a pop-up shows, without a reload. The panel lists it, Escape closes the panel and
-// gives the focus back to the bell, and opening the notification marks it read.
+// gives the focus back to the bell, and opening the notification marks it read. Browser
+// pop-ups are asked for from the panel and shown only while the tab is hidden.
 func TestBrowserNotificationAppearsLive(t *testing.T) {
 	e, _ := startBrowser(t)
 	aliceAPI := e.agent("alice", accounts.RoleAgent)
@@ -117,6 +118,44 @@ func TestBrowserNotificationAppearsLive(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#notify-list .notify-item")))
 	bob.wait("the badge gone and the route at the issue", bellIs("")+fmt.Sprintf(` && location.hash.includes(%s)`, js(fmt.Sprint(issue))))
 	eventually(t, "the server to count it read", func() bool { return e.unreadNotifications(bobAPI) == 0 })
+
+	// Browser pop-ups: asked for only from the panel's button, shown only while the tab is
+	// hidden, one per notification (tagged). The Notification API is stood in for: a
+	// headless browser has no desktop to show them on.
+	evalJS[chromedp.Void](bob, `(() => {
+		window.__popups = [];
+		window.Notification = class {
+			static permission = 'default';
+			static requestPermission() { window.Notification.permission = 'granted'; return Promise.resolve('granted'); }
+			constructor(title, opts) { window.__popups.push({ title, tag: opts.tag }); }
+			addEventListener() {}
+			close() {}
+		};
+	})()`)
+	bob.do("open the panel", chromedp.Click(chromedp.CSS("#bell")))
+	bob.wait("the offer", `!document.getElementById('notify-browser').hidden`)
+	bob.check("not asked yet", `window.Notification.permission === 'default'`)
+	bob.do("allow browser pop-ups", chromedp.Click(chromedp.CSS("#notify-browser")))
+	bob.wait("allowed", `document.getElementById('notify-browser').hidden && window.Notification.permission === 'granted'`)
+	bob.do("close the panel", chromedp.KeyEvent("\u001b"))
+
+	m2 := e.sms(aliceAPI, smsID, "SMn2", "+15551230102", "Second question")
+	e.assign(aliceAPI, e.issueOf(aliceAPI, smsID, m2), bobID)
+	bob.wait("the badge at 1", bellIs("1"))
+	bob.check("no browser pop-up while the tab shows", `window.__popups.length === 0`)
+	evalJS[chromedp.Void](bob, `Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' })`)
+	m3 := e.sms(aliceAPI, smsID, "SMn3", "+15551230103", "Third question")
+	e.assign(aliceAPI, e.issueOf(aliceAPI, smsID, m3), bobID)
+	var latest struct {
+		Notifications []struct {
+			ID int64 `json:"id"`
+		} `json:"notifications"`
+	}
+	bob.wait("the badge at 2", bellIs("2"))
+	e.getJSON(bobAPI, "/api/notifications?limit=1", &latest)
+	bob.check("one browser pop-up, tagged with the notification", fmt.Sprintf(`window.__popups.length === 1
+		&& window.__popups[0].tag === %s && window.__popups[0].title.includes('Third question')`,
+		js(fmt.Sprintf("switchboard-%d", latest.Notifications[0].ID))))
 	bob.checkNoReload()
 }
 
@@ -223,7 +262,8 @@ func TestBrowserMarkAllReadInTwoTabs(t *testing.T) {
 }
 
 // TestBrowserPreferencesPage: the grid saves a change that GET /api/preferences returns
-// as the user's own, shows it as such after saving, and Play previews a sound.
+// as the user's own and shows it as such; it stacks at phone width; Play previews a sound;
+// quiet hours save, and a value the server refuses is named in the error.
 func TestBrowserPreferencesPage(t *testing.T) {
 	e, _ := startBrowser(t)
 	bobAPI := e.agent("bob", accounts.RoleAgent)
@@ -289,6 +329,20 @@ func TestBrowserPreferencesPage(t *testing.T) {
 	evalJS[chromedp.Void](p, `(() => { const z = document.getElementById('qh-zone'); z.append(new Option('Mars/Olympus', 'Mars/Olympus')); z.value = 'Mars/Olympus'; })()`)
 	p.do("save", chromedp.Click(chromedp.CSS("#prefs-save")))
 	p.wait("the refusal naming the zone", `document.getElementById('prefs-error').textContent.includes('Mars/Olympus')`)
+	p.do("a real zone, save", chromedp.SetValue(chromedp.CSS("#qh-zone"), "Europe/Berlin"), chromedp.Click(chromedp.CSS("#prefs-save")))
+	p.wait("Saved", `document.getElementById('prefs-status').textContent === 'Saved.' && document.getElementById('prefs-error').textContent === ''`)
+	var quiet struct {
+		Quiet struct {
+			Enabled  bool   `json:"enabled"`
+			Start    string `json:"start"`
+			End      string `json:"end"`
+			TimeZone string `json:"time_zone"`
+		} `json:"quiet_hours"`
+	}
+	e.getJSON(bobAPI, "/api/preferences", &quiet)
+	if q := quiet.Quiet; !q.Enabled || q.TimeZone != "Europe/Berlin" || q.Start != "22:00" || q.End != "07:00" {
+		t.Fatalf("quiet hours after saving: %+v; want on, 22:00–07:00, Europe/Berlin", q)
+	}
 }
 
 // TestBrowserOrgDefaults: an admin changes the organisation's defaults in the admin

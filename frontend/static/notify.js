@@ -110,8 +110,14 @@ export function mountNotifications(ctx, bellSlot, toasts) {
     more.disabled = true;
     loading = request('GET', `/api/notifications?${q}`, undefined, { signal })
       .then((data) => {
-        if (reset) items.clear();
-        for (const n of data.notifications || []) items.set(n.id, n);
+        const got = data.notifications || [];
+        // A fresh first page drops what is older than it (paging starts again) but keeps
+        // newer ones: a live notification may have arrived while the page was on its way.
+        if (reset) {
+          const floor = got.length ? Math.min(...got.map((n) => n.id)) : -Infinity;
+          for (const id of [...items.keys()]) if (id < floor) items.delete(id);
+        }
+        for (const n of got) items.set(n.id, n);
         hasMore = !!data.has_more;
         if (data.unread != null) setUnread(data.unread);
         setText(error, '');
