@@ -70,18 +70,16 @@ export function renderPrefsGrid(container, ctx, org) {
   const body = h('div', { class: 'prefs-body' }, h('p', { class: 'pg-muted', text: 'Loading…' }));
   form.append(body, h('div', { class: 'pg-actions prefs-actions' }, save, ok, err));
   container.append(form);
-  let controls = []; // {el, path: [..], orig} for each select / input carrying a setting
+  let controls = []; // {el, path, orig, inherited, at} for each setting's menu
   let qh = null;
 
-  const inheritedName = (src) => (src === 'org' ? 'organisation' : src === 'factory' ? 'factory' : 'default');
-
   // settingSelect: one setting's menu, starting with the inherited default.
-  function settingSelect(opts, doc, path) {
+  function settingSelect(opts, doc, path, aria) {
     const a = at(doc, path, org);
     const name = path.join('.');
     const inheritedText = !a.own && a.value !== undefined ? `Default: ${label(opts, a.value)}` : 'Default';
     const cur = a.own ? (a.value == null ? NONE : a.value) : '';
-    const el = select([['', inheritedText], ...opts], cur, { name, 'aria-label': name, dataset: { source: a.source || '' } });
+    const el = select([['', inheritedText], ...opts], cur, { name, 'aria-label': aria, dataset: { source: a.source || '' } });
     el.classList.toggle('is-default', cur === '');
     el.addEventListener('change', () => el.classList.toggle('is-default', el.value === ''));
     controls.push({ el, path, orig: cur, inherited: a.own ? undefined : a.value, at: a });
@@ -123,13 +121,32 @@ export function renderPrefsGrid(container, ctx, org) {
     return h('span', { class: 'src-tag', text: SOURCE_NAMES[s] || 'default' });
   }
 
+  // channelRow: the channel events (customer channels only) and the channel's sound.
+  function channelRow(doc, ch) {
+    const customer = !ch.kind || ch.kind === 'sms' || ch.kind === 'email';
+    const sels = [];
+    const cells = CHANNEL_EVENTS.map(([ev, evName]) => h('td', { dataset: { label: evName } }, customer
+      ? h('span', { class: 'prefs-pair' }, ['in_app', 'email'].map((f) => {
+        const s = settingSelect(FREQ, doc, ['channels', String(ch.id), ev, f], `${ch.name}: ${evName}, ${f === 'in_app' ? 'in-app' : 'email'}`);
+        sels.push(s);
+        return h('span', { class: 'prefs-pair-item' }, h('small', { text: f === 'in_app' ? 'In-app' : 'Email' }), s);
+      }))
+      : h('span', { class: 'pg-muted', text: '—' })));
+    const snd = settingSelect(SOUND_OPTS, doc, ['channels', String(ch.id), 'sound'], `${ch.name}: sound for new messages`);
+    sels.push(snd);
+    return h('tr', { dataset: { channelId: ch.id } },
+      h('th', { scope: 'row' }, h('span', { class: 'prefs-name', text: ch.name }), srcTag(sels)), cells,
+      h('td', { dataset: { label: 'Sound' } }, h('span', { class: 'prefs-sound' }, snd, playButton(snd, ch.name))),
+      h('td', null, resetButton(sels, ch.name)));
+  }
+
   function draw(doc) {
     controls = [];
     const evRows = EVENTS.map(([key, name, desc]) => {
       const sels = [
-        settingSelect(FREQ, doc, ['events', key, 'in_app']),
-        settingSelect(FREQ, doc, ['events', key, 'email']),
-        settingSelect(SOUND_OPTS, doc, ['events', key, 'sound']),
+        settingSelect(FREQ, doc, ['events', key, 'in_app'], `${name}: in-app`),
+        settingSelect(FREQ, doc, ['events', key, 'email'], `${name}: email`),
+        settingSelect(SOUND_OPTS, doc, ['events', key, 'sound'], `${name}: sound`),
       ];
       return h('tr', { dataset: { event: key } },
         h('th', { scope: 'row' }, h('span', { class: 'prefs-name', text: name }), h('span', { class: 'prefs-desc', text: desc }), srcTag(sels)),
@@ -148,25 +165,7 @@ export function renderPrefsGrid(container, ctx, org) {
     const chRows = Object.keys(doc.channels || {})
       .map((id) => known.get(id) || { id, name: `Channel ${id}`, i: Infinity })
       .sort((a, b) => a.i - b.i || a.id - b.id)
-      .map((ch) => {
-      const customer = !ch.kind || ch.kind === 'sms' || ch.kind === 'email';
-      const sels = [];
-      const cells = CHANNEL_EVENTS.map(([ev, evName]) => h('td', { dataset: { label: evName } }, customer
-        ? h('span', { class: 'prefs-pair' }, ['in_app', 'email'].map((f) => {
-          const s = settingSelect(FREQ, doc, ['channels', String(ch.id), ev, f]);
-          s.setAttribute('aria-label', `${ch.name}: ${evName}, ${f === 'in_app' ? 'in-app' : 'email'}`);
-          sels.push(s);
-          return h('span', { class: 'prefs-pair-item' }, h('small', { text: f === 'in_app' ? 'In-app' : 'Email' }), s);
-        }))
-        : h('span', { class: 'pg-muted', text: '—' })));
-      const snd = settingSelect(SOUND_OPTS, doc, ['channels', String(ch.id), 'sound']);
-      snd.setAttribute('aria-label', `${ch.name}: sound for new messages`);
-      sels.push(snd);
-      return h('tr', { dataset: { channelId: ch.id } },
-        h('th', { scope: 'row' }, h('span', { class: 'prefs-name', text: ch.name }), srcTag(sels)), cells,
-        h('td', { dataset: { label: 'Sound' } }, h('span', { class: 'prefs-sound' }, snd, playButton(snd, ch.name))),
-        h('td', null, resetButton(sels, ch.name)));
-    });
+      .map((ch) => channelRow(doc, ch));
     const chGrid = chRows.length
       ? h('div', { class: 'pg-table-wrap' }, h('table', { class: 'pg-table prefs-grid', id: org ? 'org-prefs-channels' : 'prefs-channels' },
         head(['Channel', 'Customer message', 'New issue', 'Sound for new messages', '']), h('tbody', null, chRows)))
@@ -176,7 +175,7 @@ export function renderPrefsGrid(container, ctx, org) {
       card(org ? 'Organisation defaults' : 'Events', h('p', { class: 'pg-lead', text: (org
         ? 'What everyone gets unless they choose otherwise; a person’s own choice wins. '
         : '') + '“Logged out”: only while no Switchboard tab is open, or after being idle a while.' }), grid),
-      card('Channels', h('p', { class: 'pg-lead', text: 'Per channel, these replace the rows “Any customer message” and “New issue” above.' }), chGrid),
+      card('Channels', h('p', { class: 'pg-lead', text: 'Per channel, these replace the rows “Any customer message” and “New issue” above. Sounds play with in-app notifications.' }), chGrid),
     ];
     qh = null;
     if (!org) parts.push(quietHours(doc.quiet_hours || {}, doc.source?.quiet_hours === 'user'));
@@ -208,8 +207,8 @@ export function renderPrefsGrid(container, ctx, org) {
     time_zone: qh.zone.value, allow_mentions: qh.mentions.checked,
   });
 
-  // document builds what to PUT: explicit choices; a choice reset to default is null.
-  function document_() {
+  // patch builds what to PUT: explicit choices; a choice reset to default is null.
+  function patch() {
     const doc = { events: {}, channels: {} };
     for (const c of controls) {
       const v = c.el.value;
@@ -231,7 +230,7 @@ export function renderPrefsGrid(container, ctx, org) {
       return;
     }
     run(save, err, async () => {
-      const data = await request('PUT', path, document_(), { signal: ac.signal });
+      const data = await request('PUT', path, patch(), { signal: ac.signal });
       draw(data || (await request('GET', path, undefined, { signal: ac.signal })));
     }, ok, 'Saved.');
   });
