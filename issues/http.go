@@ -436,11 +436,11 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
-	issue, ok := h.visibleIssue(w, r)
+	visible, ok := h.visibleIssue(w, r)
 	if !ok {
 		return
 	}
-	comments, activity, err := h.svc.Detail(r.Context(), issue.ID)
+	issue, comments, activity, err := h.svc.View(r.Context(), visible.ID)
 	if err != nil {
 		httpx.WriteError(w, r, h.log, err)
 		return

@@ -272,11 +272,29 @@ func (s *Service) comments(ctx context.Context, q store.Querier, issueID int64, 
 
 // Detail returns an issue's comments and activity, oldest first.
 func (s *Service) Detail(ctx context.Context, id int64) ([]*Comment, []*Activity, error) {
-	comments, err := s.comments(ctx, s.db, id, "")
+	return s.detail(ctx, s.db, id)
+}
+
+// View is an issue with its comments and activity, all read in one snapshot, so a new
+// comment never appears beside the status from before it.
+func (s *Service) View(ctx context.Context, id int64) (issue *Issue, comments []*Comment, activity []*Activity, err error) {
+	err = s.db.InSnapshot(ctx, func(q store.Querier) error {
+		var err error
+		if issue, err = s.get(ctx, q, id); err != nil {
+			return err
+		}
+		comments, activity, err = s.detail(ctx, q, id)
+		return err
+	})
+	return issue, comments, activity, err
+}
+
+func (s *Service) detail(ctx context.Context, q store.Querier, id int64) ([]*Comment, []*Activity, error) {
+	comments, err := s.comments(ctx, q, id, "")
 	if err != nil {
 		return nil, nil, err
 	}
-	arows, err := s.db.QueryContext(ctx, `SELECT id, issue_id, actor_id, action, details, created_at FROM activity
+	arows, err := q.QueryContext(ctx, `SELECT id, issue_id, actor_id, action, details, created_at FROM activity
 		WHERE issue_id = $1 ORDER BY id`, id)
 	if err != nil {
 		return nil, nil, fmt.Errorf("issues: activity of %d: %w", id, err)

@@ -228,6 +228,48 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	return err
 }
 
+// InSnapshot runs fn in a read-only transaction: every statement fn runs sees the
+// database as of one moment, so a response assembled from several queries (an issue and
+// its comments) never pairs rows from before and after a concurrent commit. On
+// PostgreSQL it is REPEATABLE READ; on SQLite a read transaction on the reader pool,
+// whose WAL snapshot is taken at its first read and held to the end. Writes through q
+// fail.
+func (db *DB) InSnapshot(ctx context.Context, fn func(q Querier) error) error {
+	opts := &sql.TxOptions{ReadOnly: true}
+	if db.dialect == Postgres {
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	tx, err := db.r.BeginTx(ctx, opts)
+	if err != nil && db.dialect == SQLite {
+		// The driver may refuse TxOptions it has no pragma for; the reader pool is
+		// read-only anyway, and a deferred transaction is already a snapshot.
+		tx, err = db.r.BeginTx(ctx, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("store: begin snapshot: %w", mapErr(err))
+	}
+	// Nothing to commit: ending a read-only transaction either way releases its snapshot.
+	defer func() { _ = tx.Rollback() }()
+	return fn(snapshot{tx})
+}
+
+// snapshot maps driver errors alike on both engines, as the DB's own methods do.
+type snapshot struct{ tx *sql.Tx }
+
+func (s snapshot) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	res, err := s.tx.ExecContext(ctx, query, args...)
+	return res, mapErr(err)
+}
+
+func (s snapshot) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	rows, err := s.tx.QueryContext(ctx, query, args...)
+	return rows, mapErr(err)
+}
+
+func (s snapshot) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return s.tx.QueryRowContext(ctx, query, args...)
+}
+
 func (db *DB) inTxOnce(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	sqlTx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {

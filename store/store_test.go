@@ -138,3 +138,48 @@ func TestOpenRejectsBadURLs(t *testing.T) {
 		}
 	}
 }
+
+func TestSnapshotSeesOneMoment(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		count := func(q store.Querier) int {
+			t.Helper()
+			var n int
+			if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM topics`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		insert := func(name string) {
+			t.Helper()
+			if err := db.InTx(ctx, func(tx *store.Tx) error {
+				_, err := tx.ExecContext(ctx, `INSERT INTO topics (name, seq) VALUES ($1, 0)`, name)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		insert("snapshot:before")
+		err := db.InSnapshot(ctx, func(q store.Querier) error {
+			first := count(q)
+			insert("snapshot:during") // commits while the snapshot is open
+			if got := count(q); got != first {
+				t.Errorf("inside the snapshot the count went from %d to %d", first, got)
+			}
+			if _, err := q.ExecContext(ctx, `INSERT INTO topics (name, seq) VALUES ('snapshot:write', 0)`); err == nil {
+				t.Error("a write through a snapshot succeeded")
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM topics WHERE name LIKE 'snapshot:%'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 2 {
+			t.Errorf("after the snapshot, %d snapshot topics; want 2 (before, during; never the refused write)", n)
+		}
+	})
+}
