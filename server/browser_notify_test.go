@@ -420,7 +420,7 @@ func TestBrowserOrgDefaults(t *testing.T) {
 
 // TestBrowserNotificationPagingAndPopups: notifications that arrive live stack at most
 // three pop-ups, and a pop-up's dismiss button removes one; the panel shows the first page
-// and the live ones, and pages back with Load older.
+// and the live ones, and pages back with Load older; the keyboard focus survives both.
 func TestBrowserNotificationPagingAndPopups(t *testing.T) {
 	e, _ := startBrowser(t)
 	aliceAPI := e.agent("alice", accounts.RoleAgent)
@@ -460,6 +460,14 @@ func TestBrowserNotificationPagingAndPopups(t *testing.T) {
 	bob.wait("all of them, once each", fmt.Sprintf(`(() => {
 		const ids = [...document.querySelectorAll('#notify-list .notify-item')].map((b) => Number(b.dataset.notificationId));
 		return ids.length === %d && new Set(ids).size === %d && ids.every((id, i) => i === 0 || ids[i - 1] > id)
-			&& document.getElementById('notify-more').hidden;
-	})()`, n, n))
+			&& document.getElementById('notify-more').hidden
+			&& document.activeElement === document.querySelectorAll('#notify-list .notify-item')[%d];
+	})()`, n, n, 20+live))
+
+	// A notification arriving while the keyboard is in the list leaves it where it was.
+	focused := evalJS[string](bob, `document.activeElement.dataset.notificationId`)
+	m := e.sms(aliceAPI, smsID, "SMp99", "+15551230499", "One more")
+	e.assign(aliceAPI, e.issueOf(aliceAPI, smsID, m), bobID)
+	bob.wait("the new one listed, focus kept", fmt.Sprintf(`document.querySelectorAll('#notify-list .notify-item').length === %d
+		&& document.activeElement.dataset.notificationId === %s`, n+1, js(focused)))
 }

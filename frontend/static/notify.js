@@ -86,8 +86,11 @@ export function mountNotifications(ctx, bellSlot, toasts) {
   }
 
   function renderList() {
+    // Keep the keyboard where it was when a live notification redraws the list.
+    const focused = list.contains(document.activeElement) ? document.activeElement.dataset.notificationId : null;
     const all = [...items.values()].sort((a, b) => b.id - a.id);
     list.replaceChildren(...all.map(row));
+    if (focused) list.querySelector(`[data-notification-id="${CSS.escape(focused)}"]`)?.focus();
     if (all.length === 0) list.append(h('li', { class: 'notify-empty', text: loading ? 'Loading…' : 'No notifications yet.' }));
     more.hidden = !hasMore;
   }
@@ -165,7 +168,12 @@ export function mountNotifications(ctx, bellSlot, toasts) {
   document.addEventListener('pointerdown', (e) => {
     if (open && !wrap.contains(e.target)) setOpen(false, false);
   }, { signal });
-  more.addEventListener('click', () => load(false), { signal });
+  // After Load older the keyboard goes on to the first older one (the button may be gone).
+  more.addEventListener('click', async () => {
+    const before = list.querySelectorAll('.notify-item').length;
+    await load(false);
+    list.querySelectorAll('.notify-item')[before]?.focus();
+  }, { signal });
   readAll.addEventListener('click', async () => {
     readAll.disabled = true;
     try {
