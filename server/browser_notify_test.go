@@ -471,3 +471,44 @@ func TestBrowserNotificationPagingAndPopups(t *testing.T) {
 	bob.wait("the new one listed, focus kept", fmt.Sprintf(`document.querySelectorAll('#notify-list .notify-item').length === %d
 		&& document.activeElement.dataset.notificationId === %s`, n+1, js(focused)))
 }
+
+// TestBrowserSoundRepeatsUntilRead: with "Repeat until read" on, the leading tab plays an
+// unread notification's sound again at each repeat tick, and stops once it is read. The
+// 30-second tick is driven by the test: setInterval is wrapped before the session starts
+// (a logout and login in place, no reload), and its callback called directly.
+func TestBrowserSoundRepeatsUntilRead(t *testing.T) {
+	e, _ := startBrowser(t)
+	aliceAPI := e.agent("alice", accounts.RoleAgent)
+	bobAPI := e.agent("bob", accounts.RoleAgent)
+	bobID := e.userID("bob")
+	smsID := e.smsChannel()
+	resp := e.do(bobAPI, "PUT", "/api/preferences", map[string]any{"events": map[string]any{"assigned": map[string]any{"sound": "ping"}}})
+	if b := body(resp); resp.StatusCode != 200 {
+		t.Fatalf("PUT /api/preferences: %d %s", resp.StatusCode, b)
+	}
+	p := openPage(t, browsertest.New(t), "bob")
+	p.login(e.srv.URL, "bob")
+	evalJS[chromedp.Void](p, `(() => {
+		const every = window.setInterval;
+		window.__ticks = [];
+		window.setInterval = (fn, ms, ...rest) => { if (ms === 30000) window.__ticks.push(fn); return every(fn, ms, ...rest); };
+	})()`)
+	p.do("log out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-form")))
+	p.do("log in again", chromedp.SendKeys(chromedp.CSS("#password"), "password-bob"), chromedp.Click(chromedp.CSS("#login-submit")))
+	p.waitSignedIn()
+	p.check("the repeat tick captured", `window.__ticks.length === 1`)
+	p.do("enable sound with repeat", chromedp.Click(chromedp.CSS("#bell")), chromedp.Click(chromedp.CSS("#notify-sound")),
+		chromedp.Click(chromedp.CSS("#notify-repeat")), chromedp.KeyEvent("\u001b"))
+	p.wait("leading, audio running", `window.__switchboardSound.leader && window.__switchboardSound.state === 'running'`)
+
+	m := e.sms(aliceAPI, smsID, "SMq1", "+15551230501", "Hello?")
+	e.assign(aliceAPI, e.issueOf(aliceAPI, smsID, m), bobID)
+	p.wait("the ping", `window.__switchboardSound.played === 1 && window.__switchboardSound.last === 'ping'`)
+	evalJS[chromedp.Void](p, `window.__ticks[0]()`)
+	p.check("played again while unread", `window.__switchboardSound.played === 2`)
+
+	p.do("Mark all read", chromedp.Click(chromedp.CSS("#bell")), chromedp.Click(chromedp.CSS("#notify-read-all")))
+	p.wait("read", bellIs(""))
+	evalJS[chromedp.Void](p, `window.__ticks[0]()`)
+	p.check("silent once read", `window.__switchboardSound.played === 2`)
+}
