@@ -45,11 +45,16 @@ type Channels interface {
 	ForUser(ctx context.Context, userID int64) ([]*channels.View, error)
 }
 
-// Presence answers "is this user logged in": a live connection anywhere in the cluster,
-// and not idle. hub.Hub implements it.
+// Presence answers who is logged in: a live connection anywhere in the cluster, and not
+// idle. hub.Hub implements it. The router asks once per occurrence, whatever the number
+// of recipients.
 type Presence interface {
-	LoggedIn(ctx context.Context, userID int64) (bool, error)
+	Presence(ctx context.Context) (map[int64]hub.PresenceState, error)
 }
+
+// presenceTimeout bounds the presence look-up, which runs inside the writer's
+// transaction: a slow or dead Redis must not hold a database write for long.
+const presenceTimeout = 500 * time.Millisecond
 
 // Leaser is a singleton job's lease (internal/lease): the email worker runs only while
 // it holds it, so one node in a cluster sends.

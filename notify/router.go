@@ -272,24 +272,20 @@ func (s *Service) routeChannel(ctx context.Context, tx *store.Tx, o *Occurrence,
 	}
 	now := s.now()
 	c := &content{s: s, o: o, ch: ch}
+	var states map[int64]hub.PresenceState // asked for once, when a preference needs it
 	for _, uid := range ids {
 		evs := rel[uid]
 		slices.SortFunc(evs, func(a, b string) int { return slices.Index(rank, a) - slices.Index(rank, b) })
 		quietHours, _ := docs[uid].quiet()
 		quiet := quietHours.Active(now)
-		var loggedIn *bool
 		for _, ev := range evs {
 			pref, _ := eventPref(docs[uid], org, ev, o.ChannelID)
 			in := Input{Pref: pref, Quiet: quiet, Mention: isMention(ev), AllowMentions: quietHours.AllowMentions}
 			if pref.InApp == WhenLoggedOut || pref.Email == WhenLoggedOut {
-				if loggedIn == nil {
-					v, err := s.loggedIn(ctx, uid)
-					if err != nil {
-						return err
-					}
-					loggedIn = &v
+				if states == nil {
+					states = s.presence(ctx)
 				}
-				in.LoggedIn = *loggedIn
+				in.LoggedIn = states[uid] == hub.Online
 			}
 			d := Decide(in)
 			if !d.Delivers() {
@@ -322,15 +318,22 @@ func (s *Service) users(ctx context.Context, tx *store.Tx, rel relations) (map[i
 	return byID, nil
 }
 
-func (s *Service) loggedIn(ctx context.Context, userID int64) (bool, error) {
+// presence returns who is logged in. When it cannot be known (Redis down or slow), it
+// degrades to "nobody": when_logged_out then delivers, since a notification twice (in the
+// app and by mail) is better than none, and the customer's message or the agent's action
+// that caused it must not fail for want of presence.
+func (s *Service) presence(ctx context.Context) map[int64]hub.PresenceState {
 	if s.cfg.Presence == nil {
-		return false, nil
+		return map[int64]hub.PresenceState{}
 	}
-	ok, err := s.cfg.Presence.LoggedIn(ctx, userID)
+	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
+	defer cancel()
+	states, err := s.cfg.Presence.Presence(ctx)
 	if err != nil {
-		return false, fmt.Errorf("notify: presence of %d: %w", userID, err)
+		s.cfg.Logger.Warn("notify: presence unknown; treating everyone as logged out", "err", err)
+		return map[int64]hub.PresenceState{}
 	}
-	return ok, nil
+	return states
 }
 
 // content builds the words of the notifications of one occurrence, looking names up once.

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -15,14 +16,24 @@ import (
 
 // presence is the router's view of who is logged in, set by the test.
 type presence struct {
-	mu sync.Mutex
-	on map[int64]bool
+	mu   sync.Mutex
+	on   map[int64]bool
+	down bool // Presence fails, as with Redis unreachable
 }
 
-func (p *presence) LoggedIn(_ context.Context, id int64) (bool, error) {
+func (p *presence) Presence(context.Context) (map[int64]hub.PresenceState, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.on[id], nil
+	if p.down {
+		return nil, errors.New("presence store unreachable")
+	}
+	out := map[int64]hub.PresenceState{}
+	for id, on := range p.on {
+		if on {
+			out[id] = hub.Online
+		}
+	}
+	return out, nil
 }
 
 // mailer counts what it is asked to send.
@@ -152,6 +163,21 @@ func TestRouterOneNotificationPerRecipientStrongestFirst(t *testing.T) {
 		pres.mu.Unlock()
 		if g := route(note)[teammate]; len(g) != 1 || g[0].emailState != "pending" {
 			t.Errorf("teammate logged out: %+v; want the email pending", g)
+		}
+
+		// Presence unknown (Redis down): the note still commits, and the logged-in
+		// teammate is treated as logged out, so the email goes rather than nothing.
+		pres.mu.Lock()
+		pres.on[teammate], pres.down = true, true
+		pres.mu.Unlock()
+		if g := route(note)[teammate]; len(g) != 1 || g[0].emailState != "pending" {
+			t.Errorf("presence down: %+v; want the email pending (degrade to logged out)", g)
+		}
+		pres.mu.Lock()
+		pres.down = false
+		pres.mu.Unlock()
+		if g := route(note)[teammate]; len(g) != 1 || g[0].emailState != "none" {
+			t.Errorf("presence back, teammate online: %+v; want no email", g)
 		}
 
 		// An assignment by the assignee themselves (take) tells nobody but followers.
