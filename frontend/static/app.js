@@ -10,8 +10,6 @@ import { setChipError, allowed } from './message.js';
 import { renderChannelList, updateBadge, markCurrent, channelHref, kindName } from './sidebar.js';
 import { mountNotifications } from './notify.js';
 import { People, pickUser, newChannel } from './people.js';
-import { IssueList } from './issues-list.js';
-import { IssueView } from './issue.js';
 import { mountShortcuts } from './shortcuts.js';
 
 const $ = (id) => document.getElementById(id);
@@ -202,17 +200,32 @@ class Session {
       },
     });
     this.people = new People(this.ctx, $('people-list'));
-    this.issueList = new IssueList(this.ctx);
-    this.issueView = new IssueView(this.ctx, {
-      live: this.live,
-      pickUser: (title) => pickUser(this.ctx, title, this.people),
-      onIssue: (issue) => {
-        this.issueList.apply(issue);
-        this.feed.applyIssue(issue);
-      },
-      wantFocus: () => false,
-    });
+    this.issueList = null; // the issue view's modules load when it first opens
+    this.issueView = null;
+    this.issueModules = null;
     this.trackerCleanup = null;
+  }
+
+  /** loadIssueView imports the issue view's modules once and builds its parts. */
+  loadIssueView() {
+    this.issueModules ??= Promise.all([import('./issues-list.js'), import('./issue.js')]).then(([list, view]) => {
+      if (this.ended) return true;
+      this.issueList = new list.IssueList(this.ctx);
+      this.issueList.setChannels(this.order);
+      this.issueView = new view.IssueView(this.ctx, {
+        live: this.live,
+        pickUser: (title) => pickUser(this.ctx, title, this.people),
+        onIssue: (issue) => {
+          this.issueList.apply(issue);
+          this.feed.applyIssue(issue);
+        },
+      });
+      return true;
+    }, (err) => {
+      this.issueModules = null; // try again next time
+      throw err;
+    });
+    return this.issueModules;
   }
 
   async start() {
@@ -264,7 +277,7 @@ class Session {
     }, signal);
     document.querySelector('.skip-link').addEventListener('click', (e) => {
       e.preventDefault(); // keep the route in the hash
-      const target = { issues: this.issueView.id != null ? 'conversation' : 'f-q', tracker: 'tracker-view', page: 'page' }[this.view] || 'feed';
+      const target = { issues: this.issueView?.id != null ? 'conversation' : 'f-q', tracker: 'tracker-view', page: 'page' }[this.view] || 'feed';
       $(target).focus();
     }, { signal });
 
@@ -330,7 +343,7 @@ class Session {
     this.ended = true;
     this.live.stop();
     this.leavePage();
-    this.issueView.leave();
+    this.issueView?.leave();
     this.leaveTracker();
     try {
       this.stopNotifications?.();
@@ -433,7 +446,7 @@ class Session {
     }));
     this.channels = new Map(this.order.map((c) => [c.id, c]));
     this.renderChannels();
-    this.issueList.setChannels(this.order);
+    this.issueList?.setChannels(this.order);
     this.updateTitle();
   }
 
@@ -537,7 +550,7 @@ class Session {
   /** showView shows one of the main area's views and marks its sidebar link. */
   showView(name, route = '') {
     if (this.view !== 'page' || name !== 'page') this.leavePage();
-    if (name !== 'issues') this.issueView.leave();
+    if (name !== 'issues') this.issueView?.leave();
     if (name !== 'tracker') this.leaveTracker();
     const was = this.view;
     this.view = name;
@@ -554,9 +567,15 @@ class Session {
   }
 
   /** openIssues shows the issue view, with issue id open (or none). */
-  openIssues(id) {
+  async openIssues(id) {
     const first = this.view !== 'issues';
     this.showView('issues', 'issues');
+    if (!this.issueView) {
+      await this.loadModule(() => this.loadIssueView(), $('issue-count'));
+      // The route may have moved on meanwhile; the newer call does the rest.
+      const want = id == null ? '#/issues' : `#/issues/${id}`;
+      if (!this.issueView || this.ended || this.view !== 'issues' || location.hash !== want) return;
+    }
     if (first || !this.issueList.loaded) this.issueList.load();
     $('issue-empty').hidden = id != null;
     $('conversation').hidden = id == null;
@@ -610,7 +629,7 @@ class Session {
   /** step moves to the next (1) or previous (-1) issue, or message in a feed (j / k). */
   step(delta) {
     if (this.view === 'issues') {
-      const id = this.issueList.neighbor(delta);
+      const id = this.issueList?.neighbor(delta);
       if (id != null) this.ctx.navigate(`#/issues/${id}`);
       return;
     }
@@ -626,7 +645,7 @@ class Session {
   /** shortcutAction runs take or resolve on the open issue, or the focused message's. */
   shortcutAction(action) {
     if (this.view === 'issues') {
-      const issue = this.issueView.issue;
+      const issue = this.issueView?.issue;
       if (!issue) return;
       if (allowed(issue, this.me)[action]) this.issueView.act(action);
       else this.flash(action === 'take' ? 'You cannot take this issue.' : 'You cannot resolve this issue.');
@@ -640,7 +659,7 @@ class Session {
   }
 
   compose(mode) {
-    if (this.view === 'issues' && this.issueView.id != null) this.issueView.setMode(mode);
+    if (this.view === 'issues' && this.issueView?.id != null) this.issueView.setMode(mode);
     else if (this.view === 'channel' && !$('composer').hidden) $('composer-input').focus();
   }
 
@@ -954,7 +973,7 @@ class Session {
       this.pendingIssues.delete(issueID);
       if (data && data.issue) {
         this.feed.applyIssue(data.issue);
-        this.issueList.apply(data.issue);
+        this.issueList?.apply(data.issue);
       }
       this.feed.refreshIssue(issueID);
     } catch (err) {

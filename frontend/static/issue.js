@@ -478,9 +478,18 @@ export class IssueView {
     setText($(where), `${what}: ${err.message}`);
   }
 
-  /** act runs a preview action on the open issue (also from keyboard shortcuts). */
-  async act(action, value) {
-    if (this.busy || this.id == null || !this.issue) return;
+  /**
+   * act runs a preview action on the open issue (also from keyboard shortcuts). Actions
+   * run one after another: t then r, pressed quickly, takes and then resolves.
+   */
+  act(action, value) {
+    const run = () => this.run(action, value);
+    this.chain = (this.chain || Promise.resolve()).then(run, run);
+    return this.chain;
+  }
+
+  async run(action, value) {
+    if (this.id == null || !this.issue) return;
     const id = this.id;
     const api = this.ctx.api;
     let call;
