@@ -187,6 +187,22 @@ func TestBrowserAdminPages(t *testing.T) {
 			&& document.querySelector('#stats-channels tbody tr') !== null;
 	})()`)
 	p.screenshot("stats-page.png")
+
+	// Dates: a day long ago has nothing; the wrong way round is refused in the server's words.
+	setDates := func(from, to string) {
+		evalJS[chromedp.Void](p, fmt.Sprintf(`(() => {
+			const r = document.getElementById('stats-range');
+			r.value = 'custom';
+			document.getElementById('stats-from').value = %s;
+			document.getElementById('stats-to').value = %s;
+			r.dispatchEvent(new Event('change'));
+		})()`, js(from), js(to)))
+	}
+	setDates("2020-01-01", "2020-01-02")
+	p.wait("nothing opened then", `!document.getElementById('stats-from').closest('.pg-row').hidden
+		&& document.querySelectorAll('#stats-overall .stat-value')[0].textContent === '0'`)
+	setDates("2020-01-02", "2020-01-01")
+	p.wait("the refusal", `document.querySelector('#page .form-error').textContent.toLowerCase().includes('from must be before to')`)
 	p.checkNoReload()
 }
 

@@ -74,17 +74,29 @@ export async function run(button, errEl, fn, okEl, okText) {
   }
 }
 
-/** copyButton copies text to the clipboard, selecting it as a fallback. */
-export function copyButton(text, label = 'Copy') {
+/**
+ * copyButton copies text to the clipboard. Where the Clipboard API is missing (plain http
+ * is not a secure context) it selects the text shown in el, for Ctrl+C, and tries the
+ * older copy command.
+ */
+export function copyButton(text, el, label = 'Copy') {
   const b = h('button', { type: 'button', class: 'btn btn-small', text: label });
   b.addEventListener('click', async () => {
+    let done = false;
     try {
       await navigator.clipboard.writeText(text);
-      setText(b, 'Copied');
+      done = true;
     } catch {
-      setText(b, 'Select and copy');
+      if (el) {
+        const r = document.createRange();
+        r.selectNodeContents(el);
+        getSelection().removeAllRanges();
+        getSelection().addRange(r);
+        try { done = document.execCommand('copy'); } catch { /* selected, at least */ }
+      }
     }
-    setTimeout(() => setText(b, label), 2000);
+    setText(b, done ? 'Copied' : 'Selected: press Ctrl+C');
+    setTimeout(() => setText(b, label), 2500);
   });
   return b;
 }

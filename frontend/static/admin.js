@@ -122,8 +122,10 @@ async function teams(box, ctx, signal) {
 
 // ---- Channels: Twilio numbers and mailboxes ----
 
-const urlRow = (label, url) => h('div', { class: 'webhook' },
-  h('span', { class: 'webhook-label', text: label }), h('code', { class: 'webhook-url', text: url }), copyButton(url));
+function urlRow(label, url) {
+  const code = h('code', { class: 'webhook-url', text: url });
+  return h('div', { class: 'webhook' }, h('span', { class: 'webhook-label', text: label }), code, copyButton(url, code));
+}
 
 async function channels(box, ctx, signal) {
   const nErr = errorLine();
@@ -198,7 +200,8 @@ async function slas(box, ctx, signal) {
   const settings = await get('/api/settings/sla', signal);
   const sErr = errorLine();
   const sOk = statusLine();
-  const alert = select([['', 'Nowhere'], ...all.filter((c) => c.kind === 'team').map((c) => [c.id, c.name])], settings.alert_channel_id ?? '', { id: 'admin-alert-channel' });
+  const alertTo = all.filter((c) => c.kind === 'team' || c.id === settings.alert_channel_id);
+  const alert = select([['', 'Nowhere'], ...alertTo.map((c) => [c.id, c.name])], settings.alert_channel_id ?? '', { id: 'admin-alert-channel' });
   const close = h('input', { type: 'number', id: 'admin-auto-close', min: 0, step: 'any', value: String((settings.auto_close_minutes || 0) / 60) });
   const saveS = h('button', { type: 'button', class: 'btn btn-primary', text: 'Save' });
   saveS.addEventListener('click', () => run(saveS, sErr, () => request('PUT', '/api/settings/sla', {

@@ -6,7 +6,7 @@ import { request } from './api.js';
 import { h, setText } from './dom.js';
 import { card, duration, errorLine, field, pageHead, select, table } from './admin-ui.js';
 
-const RANGES = [['1', 'Last 24 hours'], ['7', 'Last 7 days'], ['30', 'Last 30 days'], ['90', 'Last 90 days'], ['365', 'Last 12 months']];
+const RANGES = [['1', 'Last 24 hours'], ['7', 'Last 7 days'], ['30', 'Last 30 days'], ['90', 'Last 90 days'], ['365', 'Last 12 months'], ['custom', 'Dates…']];
 const DAY = 86400000;
 
 const cells = (f) => [
@@ -25,16 +25,33 @@ export const statsPage = {
     let ac = null;
     const range = select(RANGES, '30', { id: 'stats-range' });
     const chans = select([['', 'All my channels'], ...(ctx.channels() || []).filter((c) => c.kind === 'sms' || c.kind === 'email').map((c) => [c.id, c.name])], '', { id: 'stats-channel' });
+    const day = (d) => d.toISOString().slice(0, 10);
+    const from = h('input', { type: 'date', id: 'stats-from', value: day(new Date(Date.now() - 30 * DAY)) });
+    const until = h('input', { type: 'date', id: 'stats-to', value: day(new Date()) });
+    const dates = h('div', { class: 'pg-row', hidden: true }, field('From', from), field('Until (inclusive)', until));
     const err = errorLine();
     const out = h('div', { id: 'stats-body', class: 'pg-stack', 'aria-live': 'polite' });
     container.append(pageHead('Stats', 'How quickly issues get a first answer and get resolved.'),
-      h('div', { class: 'pg-row pg-filters' }, field('Issues opened in', range), field('Channel', chans)), err, out);
+      h('div', { class: 'pg-row pg-filters' }, field('Issues opened in', range), field('Channel', chans), dates), err, out);
 
     async function load() {
       ac?.abort();
       ac = new AbortController();
-      const to = new Date();
-      const q = new URLSearchParams({ from: new Date(to - Number(range.value) * DAY).toISOString(), to: to.toISOString() });
+      dates.hidden = range.value !== 'custom';
+      let a;
+      let b = new Date();
+      if (range.value === 'custom') {
+        // Whole days in this browser's time zone; the server checks the order and the span.
+        a = new Date(`${from.value}T00:00`);
+        b = new Date(new Date(`${until.value}T00:00`).getTime() + DAY);
+        if (Number.isNaN(a.getTime()) || Number.isNaN(b.getTime())) {
+          setText(err, 'Choose both dates.');
+          return;
+        }
+      } else {
+        a = new Date(b - Number(range.value) * DAY);
+      }
+      const q = new URLSearchParams({ from: a.toISOString(), to: b.toISOString() });
       if (chans.value) q.set('channel', chans.value);
       out.setAttribute('aria-busy', 'true');
       setText(err, '');
@@ -64,8 +81,7 @@ export const statsPage = {
         out.removeAttribute('aria-busy');
       }
     }
-    range.addEventListener('change', load);
-    chans.addEventListener('change', load);
+    for (const el of [range, chans, from, until]) el.addEventListener('change', load);
     load();
     return () => ac?.abort();
   },
