@@ -235,9 +235,25 @@ export class IssueView {
     ].sort((x, y) => x.t - y.t || x.k - y.k || x.id - y.id);
     const root = $('conversation');
     const stick = root.scrollHeight - root.scrollTop - root.clientHeight < 40;
-    clear(root);
-    for (const it of items) root.appendChild(it.c ? this.renderComment(it.c) : this.renderActivity(it.a));
-    if (!items.length) root.appendChild(h('p', { class: 'feed-empty' }, 'Nothing here yet.'));
+    // Keep the elements already shown (the log announces only what is new to screen
+    // readers) and put each one in its place.
+    const old = new Map([...root.children].map((el) => [el.dataset.key, el]));
+    let at = root.firstChild;
+    for (const it of items) {
+      const key = (it.c ? 'c' : 'a') + it.id;
+      let el = old.get(key);
+      old.delete(key);
+      if (!el) {
+        el = it.c ? this.renderComment(it.c) : this.renderActivity(it.a);
+        el.dataset.key = key;
+      } else if (it.c) {
+        this.paintDelivery(it.c, el);
+      }
+      if (el !== at) root.insertBefore(el, at);
+      else at = at.nextSibling;
+    }
+    for (const el of old.values()) el.remove();
+    if (!items.length) root.appendChild(h('p', { class: 'feed-empty', dataset: { key: 'empty' } }, 'Nothing here yet.'));
     if (stick) this.scrollDown(true);
   }
 

@@ -97,8 +97,10 @@ export class IssueList {
   }
 
   render() {
+    const focused = this.list.contains(document.activeElement) ? document.activeElement.dataset.issueId : null;
     clear(this.list);
     for (const issue of this.issues) this.list.appendChild(h('li', null, this.item(issue)));
+    if (focused) this.list.querySelector(`[data-issue-id="${focused}"]`)?.focus();
     $('issue-more').hidden = this.next == null;
     const n = this.issues.length;
     setText($('issue-count'), n === 0 ? 'No issues match.' : `${n}${this.next != null ? '+' : ''} issue${n === 1 ? '' : 's'}`);
