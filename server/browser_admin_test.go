@@ -117,6 +117,7 @@ func TestBrowserAdminPages(t *testing.T) {
 	if len(teams.Teams) != 1 || teams.Teams[0].Handle != "night-shift" || !slices.Equal(teams.Teams[0].MemberIDs, []int64{erinID}) {
 		t.Fatalf("GET /api/teams: %+v; want Night shift with Erin (%d)", teams.Teams, erinID)
 	}
+	p.screenshot("admin-teams.png")
 	p.do("remove Erin", chromedp.Click(chromedp.CSS(fmt.Sprintf(`%s .chip[data-user-id="%d"] .chip-x`, teamSel, erinID))))
 	p.wait("nobody on the team", `document.querySelector('#admin-teams .team .chip') === null`)
 	e.getJSON(adminAPI, "/api/teams", &teams)
@@ -134,10 +135,11 @@ func TestBrowserAdminPages(t *testing.T) {
 	p.wait("the number with its webhook URLs", fmt.Sprintf(`(() => {
 		const rows = [...document.querySelectorAll('#admin-numbers tbody tr')];
 		const row = rows.find((r) => r.textContent.includes('+15550008888'));
-		return !!row && [...row.querySelectorAll('.webhook-url')].some((c) => c.textContent.startsWith(%s))
-			&& row.querySelector('.webhook button') !== null
-			&& [...document.querySelectorAll('#admin-webhooks .webhook-url')].some((c) => c.textContent === %s);
-	})()`, js(inbound), js(inbound)))
+		const hooks = [...document.querySelectorAll('#admin-webhooks .webhook')];
+		return !!row && row.textContent.includes('As above')
+			&& hooks.some((h) => h.querySelector('.webhook-url').textContent === %s && h.querySelector('button').textContent === 'Copy')
+			&& hooks.some((h) => h.querySelector('.webhook-url').textContent === %s);
+	})()`, js(inbound), js(e.srv.URL+"/webhooks/twilio/status")))
 	type smsNumber struct {
 		Number     string `json:"number"`
 		AccountSID string `json:"account_sid"`

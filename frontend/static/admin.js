@@ -150,7 +150,10 @@ async function channels(box, ctx, signal) {
       w.status ? urlRow('Status callback', w.status) : null);
     numbers.replaceChildren(data.numbers.length ? table(['Number', 'Name', 'Account', 'Webhooks', ''], data.numbers.map((n) => [
       h('span', { class: 'pg-strong', text: n.number }), n.name || '', h('span', null, n.account_sid, n.messaging_service_sid ? h('small', { class: 'pg-muted', text: ` · ${n.messaging_service_sid}` }) : null),
-      h('div', null, n.webhooks?.inbound ? urlRow('Inbound', n.webhooks.inbound) : null, n.webhooks?.status ? urlRow('Status', n.webhooks.status) : null),
+      // Every number shares the URLs above today; a number with its own would show them here.
+      n.webhooks && (n.webhooks.inbound !== w.inbound || n.webhooks.status !== w.status)
+        ? h('div', null, urlRow('Inbound', n.webhooks.inbound), urlRow('Status', n.webhooks.status))
+        : h('span', { class: 'pg-muted', text: 'As above' }),
       del(n.number, `/api/sms/numbers/${n.id}`, nErr, loadNumbers),
     ])) : h('p', { class: 'pg-muted', text: 'No numbers connected.' }));
   };
