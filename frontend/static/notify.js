@@ -292,7 +292,11 @@ export function mountNotifications(ctx, bellSlot, toasts) {
   on('notification.read', markRead);
   // Quiet hours ended: what they held arrives as one sound and a fresh list.
   on('notification.released', (d) => {
-    playShared(d.sound || 'chime');
+    if (d.unread != null) setUnread(d.unread);
+    if (d.sound) {
+      for (const id of d.ids || []) ringing.set(id, d.sound);
+      playShared(d.sound);
+    }
     load(true);
   });
   on('live.connected', () => load(true));
