@@ -100,6 +100,14 @@ func TestBrowserShortcutsTrackerAndPhone(t *testing.T) {
 	p.do("t takes it", press("t"))
 	p.wait("taken", `document.getElementById('issue-status').textContent === 'In progress · Assigned to Alice'`)
 	p.wait("the SLA due times", `document.querySelector('#issue-sla [data-sla]')?.textContent.startsWith('Due ')`)
+	p.do("raise the priority", chromedp.Evaluate[chromedp.Void](`(() => {
+		const s = document.getElementById('issue-priority');
+		s.value = 'urgent';
+		s.dispatchEvent(new Event('change', { bubbles: true }));
+	})()`))
+	p.wait("urgent, in the details and the list", fmt.Sprintf(`document.getElementById('issue-priority').value === 'urgent'
+		&& document.querySelector('#issue-list [data-issue-id="%d"] .prio')?.textContent === 'urgent'
+		&& [...document.querySelectorAll('#conversation .act span')].some((s) => s.textContent === 'Alice set the priority to Urgent')`, i3))
 	p.do("r resolves it", press("r"))
 	p.wait("resolved", `document.getElementById('issue-status').textContent === 'Resolved · Resolved by Alice'
 		&& document.querySelector('#issue-list [data-issue-id="`+fmt.Sprint(i3)+`"]') !== null`)

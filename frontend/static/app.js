@@ -359,6 +359,8 @@ class Session {
     this.feed.destroy();
     clear($('channel-list'));
     clear($('people-list'));
+    clear($('issue-list'));
+    $('issue-filters').reset();
     this.flash('');
     setText($('me-name'), '');
     setText($('sidebar-me'), '');
