@@ -110,6 +110,14 @@ func TestBrowserNotificationAppearsLive(t *testing.T) {
 		&& document.querySelectorAll('#notify-list .notify-item[data-unread="true"]').length === 1
 		&& document.activeElement === document.querySelector('#notify-list .notify-item')`)
 	bob.screenshot("notify-panel.png")
+	bob.do("a phone-width window", chromedp.EmulateViewport(390, 844))
+	bob.wait("the panel and the pop-up inside the window", `(() => {
+		const fits = (el) => { const r = el.getBoundingClientRect(); return r.left >= 0 && r.right <= innerWidth && r.width > 300; };
+		return fits(document.getElementById('notify-panel')) && fits(document.querySelector('#toasts .toast'))
+			&& getComputedStyle(document.getElementById('sidebar')).visibility === 'hidden';
+	})()`)
+	bob.screenshot("notify-panel-phone.png")
+	bob.do("a desktop window again", chromedp.EmulateViewport(1280, 800))
 	bob.do("press Escape", chromedp.KeyEvent("\u001b"))
 	bob.wait("the panel closed, focus on the bell", `document.getElementById('notify-panel').hidden
 		&& document.activeElement === document.getElementById('bell')`)
