@@ -32,6 +32,14 @@ export class IssueList {
       t = setTimeout(() => this.load(), 250);
     }, { signal });
     $('issue-more').addEventListener('click', () => this.load(true), { signal });
+    // Scrolling near the end loads the next page, as the button does.
+    this.list.addEventListener('scroll', () => {
+      const l = this.list;
+      if (this.next != null && !this.loadingMore && l.scrollHeight - l.scrollTop - l.clientHeight < 200) {
+        this.loadingMore = true;
+        this.load(true).finally(() => { this.loadingMore = false; });
+      }
+    }, { passive: true, signal });
     const live = (issue) => issue && this.apply(issue);
     ctx.onEvent('resync', () => { if (this.loaded) this.load(); });
     ctx.onEvent('issue.updated', (o) => live(o.data?.issue));

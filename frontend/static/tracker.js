@@ -116,7 +116,7 @@ export function mountTracker(root, ctx) {
     ]) ul.appendChild(h('li', { class: 'count', dataset: { count: key } }, h('strong', null, String(value)), h('span', null, label)));
   };
 
-  const offs = ['issue.updated', 'issue.unsnoozed', 'sla.warning', 'sla_breached', 'sla.breached', 'live.connected']
+  const offs = ['issue.updated', 'issue.unsnoozed', 'sla.warning', 'sla_breached', 'sla.breached', 'live.connected', 'resync']
     .map((t) => ctx.onEvent(t, later));
   offs.push(ctx.onEvent('message.created', (o) => { if (o.data?.message?.issue) later(); }));
   root.appendChild(h('p', { class: 'page-missing' }, 'Loading…'));
