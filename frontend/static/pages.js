@@ -1,12 +1,29 @@
 // Full-width pages reached from the sidebar: preferences, admin, stats. Each loads its
-// module on first visit, so the first page load carries none of them.
+// module on first visit, with the pages' stylesheet, so the first page load carries none
+// of them.
+
+let styles = null;
+
+// pageStyles adds admin-pages.css once and settles when it has loaded (or failed: the page
+// still works unstyled).
+function pageStyles() {
+  styles ??= new Promise((resolve) => {
+    const link = document.createElement('link');
+    link.rel = 'stylesheet';
+    link.href = '/assets/admin-pages.css';
+    link.addEventListener('load', resolve);
+    link.addEventListener('error', resolve);
+    document.head.append(link);
+  });
+  return styles;
+}
 
 const lazy = (title, load) => ({
   title,
   render(container, ctx, params) {
     let left = false;
     let cleanup = null;
-    load().then((page) => {
+    Promise.all([load(), pageStyles()]).then(([page]) => {
       if (!left) cleanup = page.render(container, ctx, params);
     }).catch((err) => {
       if (left) return;
