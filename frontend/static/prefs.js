@@ -270,7 +270,7 @@ export const prefsPage = {
     container.append(head);
     if (ctx.me?.role === 'admin') {
       const tabs = [['mine', 'My notifications'], ['org', 'Organisation defaults']].map(([k, t]) =>
-        h('button', { type: 'button', role: 'tab', id: uid('tab'), class: 'pg-tab', dataset: { tab: k }, text: t }));
+        h('button', { type: 'button', role: 'tab', id: uid('tab'), class: 'pg-tab', 'aria-controls': 'prefs-panel', dataset: { tab: k }, text: t }));
       const show = (k) => {
         cleanup();
         panel.replaceChildren();
