@@ -22,7 +22,8 @@ func TestBrowserDirectMessageAndTeamChannel(t *testing.T) {
 	e, _ := startBrowser(t)
 	e.agent("alice", accounts.RoleAgent)
 	e.agent("bob", accounts.RoleAgent)
-	aliceID, bobID := e.userID("alice"), e.userID("bob")
+	e.agent("carol", accounts.RoleAgent)
+	aliceID, bobID, carolID := e.userID("alice"), e.userID("bob"), e.userID("carol")
 	browser := browsertest.New(t)
 	alice := openPage(t, browser, "alice")
 	bob := openPage(t, browsertest.NewTab(t, browser), "bob")
@@ -61,7 +62,29 @@ func TestBrowserDirectMessageAndTeamChannel(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`dialog[open] button[type="submit"]`)))
 	alice.wait("the new channel open", `document.getElementById('channel-title').textContent === '# escalations'
 		&& document.querySelector('dialog[open]') === null`)
-	bob.wait("the new channel in bob's sidebar", `[...document.querySelectorAll('#channel-list [data-kind="team"] .channel-name')].some((n) => n.textContent === 'escalations')`)
+	escalations := `[...document.querySelectorAll('#channel-list [data-kind="team"] .channel-name')].some((n) => n.textContent === 'escalations')`
+	bob.wait("the new channel in bob's sidebar", escalations)
+
+	// Its members: alice adds carol; bob leaves, and the channel leaves his sidebar.
+	alice.do("open the members", chromedp.Click(chromedp.CSS("#channel-members")))
+	member := func(id int64) string {
+		return fmt.Sprintf(`document.querySelector('#members-dialog [data-user-id="%d"]') !== null`, id)
+	}
+	alice.wait("alice and bob listed", member(aliceID)+" && "+member(bobID)+" && !"+member(carolID))
+	alice.do("add carol", chromedp.Click(chromedp.CSS("#add-member")))
+	alice.wait("the picker", `document.querySelector('dialog.picker[open] input[type=search]') === document.activeElement`)
+	alice.do("pick carol", chromedp.SendKeys(chromedp.CSS(`dialog.picker[open] input[type=search]`), "carol"), press("\r"))
+	alice.wait("carol listed", member(carolID))
+	alice.do("close the members", press("\u001b"))
+	alice.wait("the dialog gone", `document.getElementById('members-dialog') === null`)
+	bob.do("open the channel", chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll('#channel-list [data-kind="team"]')].find((a) => a.textContent.includes('escalations')).click()`))
+	bob.wait("the channel open", `document.getElementById('channel-title').textContent === '# escalations' && !document.getElementById('channel-members').hidden`)
+	bob.do("open the members", chromedp.Click(chromedp.CSS("#channel-members")))
+	bob.wait("the members", member(carolID))
+	bob.do("leave", chromedp.Click(chromedp.CSS("#leave-channel")))
+	bob.wait("the channel gone from bob's sidebar, another channel open", `!(`+escalations+`)
+		&& document.getElementById('members-dialog') === null
+		&& document.getElementById('channel-title').textContent !== '# escalations'`)
 	alice.checkNoReload()
 	bob.checkNoReload()
 }

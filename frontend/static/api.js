@@ -93,6 +93,9 @@ export const api = {
   post: (channelID, body) => request('POST', `/api/channels/${enc(channelID)}/messages`, { body }),
   direct: (userID) => request('POST', '/api/direct', { user_id: userID }),
   createChannel: (name, memberIDs) => request('POST', '/api/channels', { name, member_ids: memberIDs }),
+  members: (channelID) => request('GET', `/api/channels/${enc(channelID)}/members`),
+  addMember: (channelID, userID) => request('PUT', `/api/channels/${enc(channelID)}/members/${enc(userID)}`),
+  removeMember: (channelID, userID) => request('DELETE', `/api/channels/${enc(channelID)}/members/${enc(userID)}`),
   /** issues lists issues; filters is an object of the documented query parameters. */
   issues: (filters = {}, signal) => {
     const q = new URLSearchParams();

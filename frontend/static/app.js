@@ -9,7 +9,7 @@ import { Feed } from './feed.js';
 import { setChipError, allowed } from './message.js';
 import { renderChannelList, updateBadge, markCurrent, channelHref, kindName } from './sidebar.js';
 import { mountNotifications } from './notify.js';
-import { People, pickUser, newChannel } from './people.js';
+import { People, pickUser, newChannel, channelMembers } from './people.js';
 import { mountShortcuts } from './shortcuts.js';
 
 const $ = (id) => document.getElementById(id);
@@ -266,6 +266,10 @@ class Session {
     window.addEventListener('focus', () => this.scheduleMarkRead(), { signal });
     $('logout').addEventListener('click', () => this.logout(), { signal });
     $('flash-close').addEventListener('click', () => this.flash(''), { signal });
+    $('channel-members').addEventListener('click', () => {
+      const ch = this.channels.get(this.feed.channelID);
+      if (ch) channelMembers(this.ctx, ch, this.people);
+    }, { signal });
     mountShortcuts({
       j: () => this.step(1),
       k: () => this.step(-1),
@@ -710,6 +714,7 @@ class Session {
     markCurrent($('channel-list'), ch.id);
     setText($('channel-title'), ch.kind === 'team' ? `# ${ch.name}` : ch.name);
     setText($('channel-kind'), kindName(ch.kind));
+    $('channel-members').hidden = ch.kind !== 'team';
     if (this.feed.channelID === ch.id) {
       this.updateTitle();
       this.scheduleMarkRead(); // back from another view: what arrived meanwhile is read now

@@ -116,6 +116,62 @@ export function pickUser(ctx, title, people) {
   });
 }
 
+/**
+ * channelMembers shows a team channel's members: anyone may add people or leave; admins
+ * may also remove others.
+ */
+export function channelMembers(ctx, channel, people) {
+  const d = openDialog({ title: `Members of # ${channel.name}`, className: 'members-dialog' });
+  d.dialog.id = 'members-dialog';
+  const list = h('ul', { class: 'pick-list' });
+  const error = h('p', { class: 'form-error', role: 'alert' });
+  const admin = ctx.me.role === 'admin';
+  const run = async (fn) => {
+    setText(error, '');
+    try {
+      await fn();
+    } catch (err) {
+      setText(error, err.message);
+    }
+    await fill();
+  };
+  const fill = async () => {
+    let data;
+    try {
+      data = await ctx.api.members(channel.id);
+    } catch (err) {
+      if (err.status === 404) d.close(); // no longer ours
+      else setText(error, err.message);
+      return;
+    }
+    clear(list);
+    for (const id of data.member_ids || []) {
+      const u = ctx.user(id);
+      list.appendChild(h('li', { class: 'pick', dataset: { userId: String(id) } },
+        people.dot(id), h('span', null, u ? u.name : `user ${id}`),
+        admin && id !== ctx.me.id ? h('button', {
+          type: 'button', class: 'btn btn-small btn-quiet', 'aria-label': `Remove ${u ? u.name : id}`,
+          onclick: () => run(() => ctx.api.removeMember(channel.id, id)),
+        }, 'Remove') : null));
+    }
+  };
+  const add = h('button', { type: 'button', class: 'btn btn-small', id: 'add-member', autofocus: true, onclick: async () => {
+    const u = await pickUser(ctx, `Add to # ${channel.name}`, people);
+    if (u) await run(() => ctx.api.addMember(channel.id, u.id));
+  } }, 'Add people');
+  const leave = h('button', { type: 'button', class: 'btn btn-small', id: 'leave-channel', onclick: async () => {
+    setText(error, '');
+    try {
+      await ctx.api.removeMember(channel.id, ctx.me.id);
+      d.close();
+    } catch (err) {
+      setText(error, err.message);
+    }
+  } }, 'Leave channel');
+  d.body.append(list, error, h('div', { class: 'side-actions' }, add, leave));
+  fill();
+}
+
 /** newChannel asks for a name and members and creates a team channel. */
 export function newChannel(ctx) {
   const d = openDialog({ title: 'New team channel' });
