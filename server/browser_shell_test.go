@@ -131,6 +131,17 @@ func TestBrowserShortcutsTrackerAndPhone(t *testing.T) {
 	p.wait("urgent, in the details and the list", fmt.Sprintf(`document.getElementById('issue-priority').value === 'urgent'
 		&& document.querySelector('#issue-list [data-issue-id="%d"] .prio')?.textContent === 'urgent'
 		&& [...document.querySelectorAll('#conversation .act span')].some((s) => s.textContent === 'Alice set the priority to Urgent')`, i3))
+	p.do("reached by phone", chromedp.Click(chromedp.CSS(`#issue-side [data-action="contacted"]`)))
+	p.wait("the contact logged", `[...document.querySelectorAll('#conversation .act span')].some((s) => s.textContent === 'Alice reached the customer by phone')`)
+	p.do("snooze an hour", chromedp.Evaluate[chromedp.Void](`(() => {
+		const s = document.getElementById('issue-snooze');
+		s.value = '1 hour';
+		s.dispatchEvent(new Event('change', { bubbles: true }));
+	})()`))
+	p.wait("snoozed, with Unsnooze", `document.getElementById('issue-snoozed') !== null
+		&& document.querySelector('#issue-side [data-action="unsnooze"]') !== null`)
+	p.do("unsnooze", chromedp.Click(chromedp.CSS(`#issue-side [data-action="unsnooze"]`)))
+	p.wait("awake", `document.getElementById('issue-snoozed') === null && document.getElementById('issue-snooze') !== null`)
 	p.do("r resolves it", press("r"))
 	p.wait("resolved", `document.getElementById('issue-status').textContent === 'Resolved · Resolved by Alice'
 		&& document.querySelector('#issue-list [data-issue-id="`+fmt.Sprint(i3)+`"]') !== null`)

@@ -19,6 +19,14 @@ const DELIVERY = {
   failed: 'Failed', unknown: 'Unknown', discarded: 'Discarded', read: 'Read', accepted: 'Accepted',
 };
 const cap = (s) => s.charAt(0).toUpperCase() + s.slice(1);
+const HOUR = 3600e3;
+// Snooze choices: a label and when it ends.
+const SNOOZES = [
+  ['1 hour', () => new Date(Date.now() + HOUR)],
+  ['4 hours', () => new Date(Date.now() + 4 * HOUR)],
+  ['Tomorrow 9:00', () => { const d = new Date(Date.now() + 24 * HOUR); d.setHours(9, 0, 0, 0); return d; }],
+  ['Next week', () => { const d = new Date(Date.now() + 7 * 24 * HOUR); d.setHours(9, 0, 0, 0); return d; }],
+];
 
 export class IssueView {
   /** deps: {live, people, onIssue(issue)} — onIssue hears every new state of the issue. */
@@ -96,6 +104,7 @@ export class IssueView {
     }, { signal });
     $('issue-side').addEventListener('change', (e) => {
       if (e.target.id === 'issue-priority') this.act('priority', e.target.value);
+      if (e.target.id === 'issue-snooze' && e.target.value) this.act('snooze', e.target.value);
     }, { signal });
     this.ticker = setInterval(() => this.tick(), 2000);
     signal.addEventListener('abort', () => clearInterval(this.ticker));
@@ -312,6 +321,7 @@ export class IssueView {
     const may = allowed(issue, this.ctx.me);
     const view = issueView(issue, null);
     const active = issue.status === 'open' || issue.status === 'in_progress';
+    const snoozed = issue.snoozed_until && Date.parse(issue.snoozed_until) > Date.now();
     const btn = (action, text, primary) => h('button', {
       type: 'button', class: `btn btn-small${primary ? ' btn-primary' : ''}`, dataset: { action }, disabled: this.busy,
     }, text);
@@ -334,13 +344,20 @@ export class IssueView {
         h('dt', null, 'Assignee'), h('dd', { id: 'issue-assignee' }, assignee),
         channel ? [h('dt', null, 'Channel'), h('dd', null, channel.name)] : null,
         h('dt', null, 'Opened'), h('dd', null, timeElement(issue.created_at)),
-        issue.linked_issue_id ? [h('dt', null, 'Follows'), h('dd', null, h('a', { href: `#/issues/${issue.linked_issue_id}` }, `#${issue.linked_issue_id}`))] : null),
+        issue.linked_issue_id ? [h('dt', null, 'Follows'), h('dd', null, h('a', { href: `#/issues/${issue.linked_issue_id}` }, `#${issue.linked_issue_id}`))] : null,
+        snoozed ? [h('dt', null, 'Snoozed'), h('dd', { id: 'issue-snoozed' }, 'until ', timeElement(issue.snoozed_until))] : null),
       h('div', { class: 'side-actions' },
         active && may.take ? btn('take', 'Take It', true) : null,
         active && may.assign ? btn('assign', 'Assign It') : null,
         may.resolve ? btn('resolve', 'Resolve') : null,
         may.close ? btn('close', 'Mark as Closed') : null,
-        may.reopen ? btn('reopen', 'Reopen') : null),
+        may.reopen ? btn('reopen', 'Reopen') : null,
+        active && may.reply ? btn('contacted', 'Reached by phone') : null,
+        active && may.priority && snoozed ? btn('unsnooze', 'Unsnooze') : null,
+        active && may.priority && !snoozed
+          ? h('select', { id: 'issue-snooze', class: 'input input-small', 'aria-label': 'Snooze', disabled: this.busy },
+            h('option', { value: '' }, 'Snooze…'), SNOOZES.map(([label]) => h('option', { value: label }, label)))
+          : null),
       h('p', { id: 'action-error', class: 'form-error', role: 'alert' }),
       h('h3', { class: 'sub-title' }, 'SLA'),
       h('dl', { id: 'issue-sla', class: 'facts sla' }));
@@ -515,6 +532,14 @@ export class IssueView {
       case 'close': call = () => api.close(id, this.lastSeen()); break;
       case 'reopen': call = () => api.reopen(id, this.lastSeen()); break;
       case 'priority': call = () => api.patchIssue(id, { priority: value }); break;
+      case 'contacted': call = () => api.request('POST', `/api/issues/${id}/contacted`); break;
+      case 'unsnooze': call = () => api.request('POST', `/api/issues/${id}/unsnooze`); break;
+      case 'snooze': {
+        const until = SNOOZES.find(([label]) => label === value)?.[1]();
+        if (!until) return;
+        call = () => api.request('POST', `/api/issues/${id}/snooze`, { until: until.toISOString() });
+        break;
+      }
       case 'assign': {
         const u = await this.deps.pickUser('Assign issue to');
         if (!u || id !== this.id) return;
