@@ -93,6 +93,9 @@ func TestBrowserIssueViewPanelsAndCustomer(t *testing.T) {
 		&& document.querySelector('#customer-card .cust-name').textContent === '+15551230101'
 		&& document.querySelector('#issue-side [data-action="take"]') !== null`, second, commentIs("customer", "My order 4417 never arrived")))
 	p.screenshot("issue.png")
+	p.check("a name for every visible control (label, aria-label or text)", `[...document.querySelectorAll('#app input, #app select, #app textarea, #app button, #app a[href]')]
+		.filter((el) => el.offsetParent !== null)
+		.every((el) => (el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') || (el.labels && el.labels.length) || el.textContent.trim() || el.title))`)
 
 	// The hostile customer's issue: text everywhere, nothing run.
 	p.do("open the other issue from the list", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#issue-list [data-issue-id="%d"]`, second))))
