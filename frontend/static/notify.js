@@ -286,7 +286,7 @@ export function mountNotifications(ctx, bellSlot, toasts) {
     const sound = d.sound !== undefined ? d.sound : n.sound;
     if (sound) {
       ringing.set(n.id, sound);
-      playShared(sound);
+      playShared(sound, `n${n.id}`); // keyed: one play per notification across the tabs
     }
   });
   on('notification.read', markRead);
@@ -295,7 +295,7 @@ export function mountNotifications(ctx, bellSlot, toasts) {
     if (d.unread != null) setUnread(d.unread);
     if (d.sound) {
       for (const id of d.ids || []) ringing.set(id, d.sound);
-      playShared(d.sound);
+      playShared(d.sound, d.ids?.length ? `r${Math.max(...d.ids)}` : undefined);
     }
     load(true);
   });

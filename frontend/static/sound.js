@@ -4,9 +4,11 @@
 // at the next click or key press in every tab.
 //
 // With several tabs open every tab hears the same notification, but one sound must play:
-// tabs that have sound enabled queue for one Web Lock and only its holder plays. Closing
-// that tab releases the lock and the next tab in the queue takes over. Without Web Locks
-// (plain http on a non-local host is not a secure context) each tab plays for itself.
+// the tabs that have sound enabled elect one player (sound-leader.js: a Web Lock, or
+// without one, as over plain http on a LAN address, a heartbeat over BroadcastChannel or a
+// lease in localStorage), and a notification that any tab has played is not played again.
+
+import { elect, electionKind, firstPlay } from './sound-leader.js';
 
 const KEY = 'switchboard.sound';
 const REPEAT_KEY = 'switchboard.sound.repeat';
@@ -29,11 +31,13 @@ export const SOUNDS = Object.keys(RECIPES);
 
 let ac = null;
 let leader = false;
-let release = null; // lets go of the lock (or leaves the queue)
+let release = null; // leaves the election (handing the lead on)
+let joined = null; // the current election's token: a late word from an older one is ignored
 const listeners = new Set();
 
-// What tests and the curious can read: how many sounds played, the last, the context state.
-const probe = { played: 0, last: '', state: 'none', leader: false };
+// What tests and the curious can read: how many sounds played, the last, the context state,
+// whether this tab leads, and how the tabs elect the leader.
+const probe = { played: 0, last: '', state: 'none', leader: false, election: electionKind() };
 window.__switchboardSound = probe;
 
 function emit() {
@@ -91,30 +95,21 @@ export function disableSound() {
 
 function join() {
   if (release) return;
-  if (!navigator.locks) {
-    leader = true;
-    release = () => { leader = false; };
-    return;
-  }
-  const abort = new AbortController();
-  let done = null;
-  release = () => {
-    abort.abort();
-    done?.();
-    leader = false;
-    release = null;
-  };
-  navigator.locks.request('switchboard-sound', { signal: abort.signal }, () => {
-    leader = true;
+  const token = {};
+  joined = token;
+  release = elect((on) => {
+    if (joined !== token) return;
+    leader = on;
     emit();
-    return new Promise((resolve) => { done = resolve; });
-  }).catch(() => {}); // aborted while queued
+  });
 }
 
 function leave() {
-  release?.();
+  const r = release;
+  joined = null;
   release = null;
   leader = false;
+  r?.();
 }
 
 /**
@@ -181,8 +176,13 @@ export function preview(name) {
   return synth(name);
 }
 
-/** playShared plays name for a notification: only when enabled and in the leading tab. */
-export function playShared(name) {
+/**
+ * playShared plays name for a notification: only when enabled and in the leading tab, and
+ * when key (the notification's, if given) has not played in any tab yet. The repeat
+ * until read passes no key: it rings again on purpose.
+ */
+export function playShared(name, key) {
   if (!name || !leader || !soundReady()) return false;
+  if (key != null && !firstPlay(String(key))) return false;
   return synth(name);
 }
