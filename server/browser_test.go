@@ -690,6 +690,15 @@ func TestBrowserTakeShowsInOtherAgentsFeed(t *testing.T) {
 	w.release()
 	bob.wait("the chip caught up: alice's, without Take It", chipIs(m2, "in_progress", "assigned", "Assigned to Alice")+
 		fmt.Sprintf(` && document.querySelector(%s).hidden && document.getElementById('offline-banner').hidden`, js(string(take2))))
+
+	// Assign It from the chip: alice hands her first issue to bob, picked from the list.
+	alice.do("Assign It", chromedp.Click(chromedp.CSS(msgSel(m)+` .issue-chip [data-action="assign"]`)))
+	alice.wait("the people picker", `document.querySelector('dialog.picker[open] input[type=search]') === document.activeElement`)
+	alice.do("pick bob", chromedp.Click(chromedp.CSS(fmt.Sprintf(`dialog.picker[open] [data-user-id="%d"]`, e.userID("bob")))))
+	for _, p := range []*page{alice, bob} {
+		p.wait("the chip assigned to Bob", chipIs(m, "in_progress", "assigned", "Assigned to Bob"))
+	}
+	alice.check("no actions left to alice on bob's issue", fmt.Sprintf(`[...document.querySelectorAll(%s)].every((b) => b.hidden)`, js(msgSel(m)+" .issue-chip button")))
 	alice.checkNoReload()
 	bob.checkNoReload()
 }

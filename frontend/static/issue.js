@@ -29,7 +29,10 @@ const SNOOZES = [
 ];
 
 export class IssueView {
-  /** deps: {live, people, onIssue(issue)} — onIssue hears every new state of the issue. */
+  /**
+   * deps: {live, pickUser(title) → Promise<user|null>, onIssue(issue)}; onIssue hears every
+   * new state of the open issue (the list and the feed show it too).
+   */
   constructor(ctx, deps) {
     this.ctx = ctx;
     this.deps = deps;
@@ -153,6 +156,7 @@ export class IssueView {
     this.deps.live.unsubscribe(this.topic());
     this.id = null;
     this.issue = null;
+    this.sla = undefined;
     this.gen++;
     this.comments.clear();
     this.activity.clear();
