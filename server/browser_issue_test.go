@@ -179,6 +179,7 @@ func TestBrowserNoteStaysInternalAndReplyIsDelivered(t *testing.T) {
 		&& document.activeElement === document.getElementById('issue-input')
 		&& document.getElementById('issue-composer').dataset.mode === 'note'`)
 	alice.do("type a mention", chromedp.SendKeys(chromedp.CSS("#issue-input"), "Refund done? @bo"))
+	bob.wait("alice typing", fmt.Sprintf(`document.querySelector('#issue-viewers [data-user-id="%d"]')?.textContent === 'Alice is typing…'`, aliceID))
 	alice.wait("bob offered", `!document.getElementById('mention-list').hidden
 		&& document.querySelector('#mention-list [aria-selected="true"]')?.dataset.handle === 'bob'`)
 	alice.do("pick bob and finish the note",
@@ -190,6 +191,7 @@ func TestBrowserNoteStaysInternalAndReplyIsDelivered(t *testing.T) {
 		p.wait("the note, yellow", commentIs("note", note)+` && getComputedStyle(document.querySelector('#conversation [data-kind=note]')).backgroundColor === 'rgb(255, 246, 199)'`)
 	}
 	alice.check("the composer emptied", `document.getElementById('issue-input').value === ''`)
+	bob.wait("alice no longer typing", fmt.Sprintf(`document.querySelector('#issue-viewers [data-user-id="%d"]')?.dataset.typing === 'false'`, aliceID))
 
 	// The reply: to Twilio, with its delivery status.
 	alice.do("leave the composer and switch to a reply with e",

@@ -146,6 +146,7 @@ export class IssueView {
     setText($('conv-status'), 'Loading…');
     $('issue-view').dataset.open = 'true';
     if (!this.teams.length) this.loadTeams();
+    this.saidTyping = false;
     this.sayViewing();
   }
 
@@ -400,10 +401,21 @@ export class IssueView {
 
   // ---- Viewers ----
 
-  sayViewing(typing = this.typing) {
+  /** sayViewing tells the issue's other viewers we are here, and whether we type. */
+  sayViewing() {
     if (this.id == null || document.visibilityState !== 'visible') return;
+    const id = this.id;
+    const typing = this.typing;
     this.lastViewing = Date.now();
-    this.ctx.api.viewing(this.id, typing).catch(() => {}); // best effort: presence, not data
+    this.ctx.api.viewing(id, typing).then((r) => {
+      if (r) this.saidTyping = typing;
+      // 204: the server passed nothing on (one announcement per 2 s). A change of typing
+      // state must still get through: say it again once the window has passed.
+      else if (id === this.id && typing !== this.saidTyping) {
+        clearTimeout(this.viewingTimer);
+        this.viewingTimer = setTimeout(() => this.sayViewing(), 2100);
+      }
+    }, () => {}); // best effort: presence, not data
   }
 
   setTyping(on) {
@@ -411,7 +423,7 @@ export class IssueView {
     if (on) this.typingTimer = setTimeout(() => this.setTyping(false), 4000);
     if (on === this.typing) return;
     this.typing = on;
-    this.sayViewing(on);
+    this.sayViewing();
   }
 
   tick() {
