@@ -726,6 +726,16 @@ func TestBrowserShowsHostileTextAsText(t *testing.T) {
 	p.waitSignedIn()
 	p.wait("the message, from the snapshot", fmt.Sprintf(`document.querySelector(%s) !== null`, js(msgSel(m))))
 	p.check("the message as literal text, nothing run", inert)
+
+	// The customer's name opens View Customer, where the issue's subject (the message's
+	// first line) is text too.
+	p.do("view the customer from the feed", chromedp.Click(chromedp.CSS(msgSel(m)+" .msg-author")))
+	p.wait("the lightbox, the subject as text, nothing run", `(() => {
+		const d = document.getElementById('customer-dialog');
+		const subject = d?.querySelector('.past-issues .pi-subject');
+		return !!subject && subject.textContent.includes('<script>') && d.querySelector('img, script, b') === null
+			&& typeof window.__pwned === 'undefined';
+	})()`)
 }
 
 // TestBrowserOfflineBannerAndCatchUp: when the server's connections drop, the offline

@@ -177,6 +177,8 @@ class Session {
       users: this.users,
       pending: (id) => this.pendingIssues.has(id),
       onAction: (action, id, chip) => this.chipAction(action, id, chip),
+      onCustomer: (id) => this.loadModule(() => import('./customer.js'), $('app-error'))
+        .then((m) => m && !this.ended && m.showCustomer(this.ctx, id)),
     };
     this.feed = new Feed({
       scroller: $('feed'), list: $('messages'), older: $('load-older'), status: $('feed-status'), pill: $('new-pill'),

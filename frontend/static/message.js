@@ -79,7 +79,9 @@ export function renderMessage(m, ctx) {
   else if (!mark) mark = '?';
   const avatar = h('span', { class: `avatar av-${hue(key)}`, 'aria-hidden': 'true' }, mark);
   const head = h('div', { class: 'msg-head' },
-    h('span', { class: 'msg-author' }, name),
+    customer && ctx.onCustomer
+      ? h('button', { type: 'button', class: 'msg-author as-link', title: 'View Customer', onclick: () => ctx.onCustomer(customer.id) }, name)
+      : h('span', { class: 'msg-author' }, name),
     sub ? h('span', { class: 'msg-sub' }, sub) : null,
     timeElement(m.created_at),
   );
