@@ -158,6 +158,12 @@ func TestBrowserNoteStaysInternalAndReplyIsDelivered(t *testing.T) {
 	e, w, tw := startBrowserTwilio(t)
 	aliceAPI := e.agent("alice", accounts.RoleAgent)
 	e.agent("bob", accounts.RoleAgent)
+	adminAPI := e.agent("root", accounts.RoleAdmin)
+	if resp := e.do(adminAPI, "POST", "/api/teams", map[string]any{"name": "Billing"}); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create team: %d %s", resp.StatusCode, body(resp))
+	} else {
+		resp.Body.Close()
+	}
 	aliceID := e.userID("alice")
 	smsID := e.smsChannel()
 	browser := browsertest.New(t)
@@ -191,6 +197,19 @@ func TestBrowserNoteStaysInternalAndReplyIsDelivered(t *testing.T) {
 		p.wait("the note, yellow", commentIs("note", note)+` && getComputedStyle(document.querySelector('#conversation [data-kind=note]')).backgroundColor === 'rgb(255, 246, 199)'`)
 	}
 	alice.check("the composer emptied", `document.getElementById('issue-input').value === ''`)
+	// Teams complete too; Escape closes the list and leaves the text alone.
+	alice.do("type a team mention", chromedp.SendKeys(chromedp.CSS("#issue-input"), "cc @bil"))
+	alice.wait("the team offered", `document.querySelector('#mention-list [aria-selected="true"]')?.dataset.handle === 'billing'
+		&& document.querySelector('#mention-list [aria-selected="true"]').textContent.includes('team · Billing')`)
+	alice.do("Escape", press("\u001b"))
+	alice.wait("the list closed, the text kept", `document.getElementById('mention-list').hidden
+		&& document.getElementById('issue-input').value === 'cc @bil'
+		&& document.getElementById('issue-input').getAttribute('aria-expanded') === 'false'`)
+	alice.do("clear the composer", chromedp.Evaluate[chromedp.Void](`(() => {
+		const i = document.getElementById('issue-input');
+		i.value = '';
+		i.dispatchEvent(new Event('input', { bubbles: true }));
+	})()`))
 	bob.wait("alice no longer typing", fmt.Sprintf(`document.querySelector('#issue-viewers [data-user-id="%d"]')?.dataset.typing === 'false'`, aliceID))
 
 	// The reply: to Twilio, with its delivery status.
