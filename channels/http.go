@@ -2,6 +2,7 @@ package channels
 
 import (
 	"errors"
+	"math"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -160,15 +161,20 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Number *int64 `json:"number"`
 	}
-	if err := httpx.DecodeJSON(w, r, &body); err != nil {
+	// No body (or no number) marks the whole feed read, up to its newest message.
+	if _, err := httpx.DecodeOptionalJSON(w, r, &body); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	if body.Number == nil || *body.Number < 0 {
+	if body.Number != nil && *body.Number < 0 {
 		h.fail(w, r, httpx.Errorf(http.StatusBadRequest, "number must be the number of the last message read"))
 		return
 	}
-	st, err := h.svc.MarkRead(r.Context(), accounts.SessionFrom(r.Context()).UserID, id, *body.Number)
+	number := int64(math.MaxInt64)
+	if body.Number != nil {
+		number = *body.Number
+	}
+	st, err := h.svc.MarkRead(r.Context(), accounts.SessionFrom(r.Context()).UserID, id, number)
 	if err != nil {
 		h.fail(w, r, err)
 		return

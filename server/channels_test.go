@@ -251,3 +251,28 @@ func TestTeamChannelMembership(t *testing.T) {
 		}
 	}
 }
+
+func TestMarkReadWithoutBodyReadsTheWholeFeed(t *testing.T) {
+	e := start(t, store.SQLite)
+	alice := e.agent("alice", accounts.RoleAgent)
+	for i, text := range []string{"one", "two"} {
+		if resp := e.postSMS(smsForm(fmt.Sprintf("SMread%030d", i), "+15551230101", text), "good"); resp.StatusCode != 200 {
+			t.Fatalf("webhook: %d %s", resp.StatusCode, body(resp))
+		}
+	}
+	sms := e.smsChannel()
+	if v := e.channelsOf(alice)[sms]; v.Unread != 2 {
+		t.Fatalf("unread before = %d; want 2", v.Unread)
+	}
+	var st struct {
+		LastRead int64 `json:"last_read"`
+		Unread   int64 `json:"unread"`
+	}
+	decode(t, e.do(alice, "POST", fmt.Sprintf("/api/channels/%d/read", sms), nil), 200, &st)
+	if st.LastRead != 2 || st.Unread != 0 {
+		t.Errorf("read with no body = %+v; want last_read 2, unread 0", st)
+	}
+	if code, msg := e.status(alice, "POST", fmt.Sprintf("/api/channels/%d/read", sms), map[string]any{"number": -1}); code != 400 {
+		t.Errorf("negative number: %d %s; want 400", code, msg)
+	}
+}

@@ -3,6 +3,7 @@
 package httpx
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,4 +98,22 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		return Errorf(http.StatusBadRequest, "body must hold one JSON object")
 	}
 	return nil
+}
+
+// DecodeOptionalJSON is DecodeJSON for endpoints whose body may be left out altogether
+// (any length, chunked or not): it reports false, and leaves v alone, when the body is
+// empty.
+func DecodeOptionalJSON(w http.ResponseWriter, r *http.Request, v any) (bool, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return false, nil
+	}
+	br := bufio.NewReader(r.Body)
+	if _, err := br.Peek(1); errors.Is(err, io.EOF) {
+		return false, nil
+	}
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{br, r.Body}
+	return true, DecodeJSON(w, r, v)
 }

@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -58,5 +59,39 @@ func TestWriteErrorHidesInternalErrors(t *testing.T) {
 	WriteError(w, httptest.NewRequest("GET", "/", nil), nil, Errorf(409, "taken by %s", "bo"))
 	if w.Code != 409 || strings.TrimSpace(w.Body.String()) != `{"error":"taken by bo"}` {
 		t.Errorf("got %d %s", w.Code, w.Body)
+	}
+}
+
+func TestDecodeOptionalJSON(t *testing.T) {
+	type body struct {
+		N *int `json:"n"`
+	}
+	tests := []struct {
+		in          string
+		chunked     bool
+		wantPresent bool
+		wantErr     bool
+	}{
+		{``, false, false, false},
+		{``, true, false, false}, // no Content-Length: the body is still found empty
+		{`{"n":3}`, false, true, false},
+		{`{"n":3}`, true, true, false},
+		{`{"n":`, false, true, true},
+		{`{"x":1}`, true, true, true},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest("POST", "/", strings.NewReader(tt.in))
+		if tt.chunked {
+			r.ContentLength = -1
+			r.Body = io.NopCloser(strings.NewReader(tt.in)) // no length known
+		}
+		var b body
+		present, err := DecodeOptionalJSON(httptest.NewRecorder(), r, &b)
+		if present != tt.wantPresent || (err != nil) != tt.wantErr {
+			t.Errorf("%q chunked=%v: present %v, err %v; want present %v, error %v", tt.in, tt.chunked, present, err, tt.wantPresent, tt.wantErr)
+		}
+		if tt.wantPresent && !tt.wantErr && (b.N == nil || *b.N != 3) {
+			t.Errorf("%q: decoded %+v", tt.in, b)
+		}
 	}
 }
