@@ -2,8 +2,8 @@ package channels
 
 import (
 	"errors"
-	"math"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
