@@ -261,3 +261,34 @@ func TestBrowserNoteStaysInternalAndReplyIsDelivered(t *testing.T) {
 	alice.checkNoReload()
 	bob.checkNoReload()
 }
+
+// TestBrowserFailedReplyIsSentAgain: a reply Twilio refuses shows as failed with Twilio's
+// reason, and "Send again" sends it once more (here it goes through).
+func TestBrowserFailedReplyIsSentAgain(t *testing.T) {
+	e, _, tw := startBrowserTwilio(t)
+	aliceAPI := e.agent("alice", accounts.RoleAgent)
+	smsID := e.smsChannel()
+	p := openPage(t, browsertest.New(t), "alice")
+	p.login(e.srv.URL, "alice")
+	tw.then(twReply{status: 400, body: `{"code":21211,"message":"The 'To' number is not a valid phone number.","status":400}`})
+	m := e.sms(aliceAPI, smsID, "SMf1", "+15551230501", "Hello?")
+	p.openIssue(issueOfMessage(p, m))
+
+	const reply = "Hi! How can I help?"
+	p.do("reply", chromedp.SendKeys(chromedp.CSS("#issue-input"), reply), chromedp.Click(chromedp.CSS("#issue-send")))
+	p.wait("the reply failed, with the reason and a way to send it again", `(() => {
+		const c = document.querySelector('#conversation [data-kind=reply]');
+		return !!c && c.querySelector('.delivery').dataset.delivery === 'failed'
+			&& c.querySelector('.delivery-reason')?.textContent.includes('not a valid phone number')
+			&& c.querySelector('[data-delivery-action="retry"]') !== null;
+	})()`)
+	p.do("send it again", chromedp.Click(chromedp.CSS(`#conversation [data-delivery-action="retry"]`)))
+	p.wait("sent again: no longer failed, no buttons", `(() => {
+		const c = document.querySelector('#conversation [data-kind=reply]');
+		return c.querySelector('.delivery').dataset.delivery !== 'failed' && c.querySelector('[data-delivery-action]') === null;
+	})()`)
+	eventually(t, "Twilio asked twice", func() bool { return len(tw.requests()) == 2 })
+	if got := tw.requests()[1].Form.Get("Body"); got != reply {
+		t.Errorf("the second request sent %q; want the reply %q", got, reply)
+	}
+}

@@ -18,6 +18,7 @@ const DELIVERY = {
   queued: 'Queued', sending: 'Sending', sent: 'Sent', delivered: 'Delivered', undelivered: 'Not delivered',
   failed: 'Failed', unknown: 'Unknown', discarded: 'Discarded', read: 'Read', accepted: 'Accepted',
 };
+const STUCK = ['failed', 'undelivered', 'unknown']; // delivery states an agent may act on
 const cap = (s) => s.charAt(0).toUpperCase() + s.slice(1);
 const HOUR = 3600e3;
 // Snooze choices: a label and when it ends.
@@ -66,7 +67,7 @@ export class IssueView {
       const c = this.comments.get(d.comment_id);
       if (!c || !d.delivery_status) return;
       c.delivery_status = d.delivery_status;
-      c.error_reason = d.error_reason || (d.delivery && d.delivery.error_reason) || c.error_reason;
+      c.error_reason = d.error_reason || d.delivery?.error_reason || '';
       this.paintDelivery(c);
     });
     ctx.onEvent('issue.viewing', (o) => {
@@ -101,6 +102,14 @@ export class IssueView {
       this.setTyping(input.value.trim() !== '');
     }, { signal });
     form.addEventListener('change', (e) => { if (e.target.name === 'mode') this.paintComposer(); }, { signal });
+    $('conversation').addEventListener('click', (e) => {
+      const b = e.target.closest('button[data-delivery-action]');
+      const c = b && this.comments.get(Number(b.closest('[data-comment-id]').dataset.commentId));
+      if (c) {
+        b.disabled = true;
+        this.fixDelivery(c, b.dataset.deliveryAction);
+      }
+    }, { signal });
     $('issue-side').addEventListener('click', (e) => {
       const b = e.target.closest('button[data-action]');
       if (b && !b.disabled) this.act(b.dataset.action);
@@ -295,7 +304,10 @@ export class IssueView {
       timeElement(c.created_at),
       c.kind === 'reply' ? h('span', { class: 'delivery', role: 'status' }) : null),
     h('div', { class: 'c-body' }, c.body ?? ''));
-    if (c.kind === 'reply') this.paintDelivery(c, el);
+    if (c.kind === 'reply') {
+      el.append(h('div', { class: 'delivery-fix' }));
+      this.paintDelivery(c, el);
+    }
     return el;
   }
 
@@ -306,6 +318,34 @@ export class IssueView {
     badge.dataset.delivery = st;
     setText(badge, DELIVERY[st] || cap(st));
     badge.title = c.error_reason || '';
+    // A reply that did not go (or may not have): say why, and let whoever may act on the
+    // issue send it again or give up. An unknown outcome is never re-sent by itself.
+    const fix = el.querySelector('.delivery-fix');
+    clear(fix);
+    if (!STUCK.includes(st)) return;
+    if (c.error_reason) fix.append(h('span', { class: 'delivery-reason' }, c.error_reason));
+    if (this.issue && allowed(this.issue, this.ctx.me).reply) {
+      for (const [action, text] of [['retry', 'Send again'], ['discard', 'Discard']]) {
+        fix.append(h('button', { type: 'button', class: 'btn btn-small', dataset: { deliveryAction: action } }, text));
+      }
+    }
+  }
+
+  /** fixDelivery retries or discards the delivery of reply c (found by its comment). */
+  async fixDelivery(c, action) {
+    const id = this.id;
+    try {
+      const { deliveries } = await this.ctx.api.request('GET', `/api/issues/${id}/deliveries`);
+      const d = (deliveries || []).find((x) => x.comment_id === c.id);
+      if (!d) throw new Error('this reply has no delivery to act on');
+      const r = await this.ctx.api.request('POST', `/api/outbox/${d.id}/${action}`);
+      if (id !== this.id) return;
+      c.delivery_status = r.delivery?.delivery_status || c.delivery_status;
+      c.error_reason = r.delivery?.error_reason || '';
+      this.paintDelivery(c);
+    } catch (err) {
+      if (id === this.id) setText($('issue-error'), `${action === 'retry' ? 'Not sent again' : 'Not discarded'}: ${err.message}`);
+    }
   }
 
   renderActivity(a) {
