@@ -194,7 +194,8 @@ func TestBrowserNoteStaysInternalAndReplyIsDelivered(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#issue-send")))
 	const note = "Refund done? @bob please check"
 	for _, p := range []*page{alice, bob} {
-		p.wait("the note, yellow", commentIs("note", note)+` && getComputedStyle(document.querySelector('#conversation [data-kind=note]')).backgroundColor === 'rgb(255, 246, 199)'`)
+		p.wait("the note, yellow, the mention standing out", commentIs("note", note)+` && getComputedStyle(document.querySelector('#conversation [data-kind=note]')).backgroundColor === 'rgb(255, 246, 199)'
+			&& document.querySelector('#conversation [data-kind=note] .mention')?.textContent === '@bob'`)
 	}
 	alice.check("the composer emptied", `document.getElementById('issue-input').value === ''`)
 	// Teams complete too; Escape closes the list and leaves the text alone.

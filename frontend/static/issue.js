@@ -303,7 +303,7 @@ export class IssueView {
       h('span', { class: 'c-kind' }, kind),
       timeElement(c.created_at),
       c.kind === 'reply' ? h('span', { class: 'delivery', role: 'status' }) : null),
-    h('div', { class: 'c-body' }, c.body ?? ''));
+    h('div', { class: 'c-body' }, c.kind === 'note' ? withMentions(c.body ?? '', c.mentions) : c.body ?? ''));
     if (c.kind === 'reply') {
       el.append(h('div', { class: 'delivery-fix' }));
       this.paintDelivery(c, el);
@@ -620,6 +620,17 @@ export class IssueView {
       this.refused(err, 'Refused', 'action-error');
     }
   }
+}
+
+/**
+ * withMentions splits a note's text so that the handles the server resolved stand out;
+ * every piece is still a text node.
+ */
+function withMentions(body, mentions) {
+  const known = new Set((mentions || []).map((m) => String(m.handle).toLowerCase()));
+  if (!known.size) return body;
+  return body.split(/(@[a-z0-9._-]*[a-z0-9])/i).map((part) =>
+    part.startsWith('@') && known.has(part.slice(1).toLowerCase()) ? h('span', { class: 'mention' }, part) : part);
 }
 
 /** slaText describes one SLA clock. */
