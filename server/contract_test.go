@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -241,6 +242,16 @@ func ctSessions(t *testing.T, o *ctOrg) {
 	ctWantError(t, anon.do("POST", "/api/session", map[string]string{"email": "nobody@example.com", "password": "password-alice"}), 401)
 	ctWantError(t, anon.do("POST", "/api/session", `{"email":`), 400)
 
+	req, _ := http.NewRequest("POST", o.n.base+"/api/issues/1/take", nil)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := o.alice.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	ctWantError(t, ctResp{status: resp.StatusCode, header: resp.Header, raw: raw}, 403)
+
 	c := o.n.client()
 	r := c.do("POST", "/api/session", map[string]string{"email": "alice@example.com", "password": "password-alice"})
 	if r.status != 200 {
@@ -270,9 +281,9 @@ func ctSessions(t *testing.T, o *ctOrg) {
 	}
 	ctWantError(t, c.do("GET", "/api/me", nil), 401)
 	// The old cookie itself is dead, not only forgotten by this jar.
-	req, _ := http.NewRequest("GET", o.n.base+"/api/me", nil)
+	req, _ = http.NewRequest("GET", o.n.base+"/api/me", nil)
 	req.AddCookie(session)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -556,7 +567,14 @@ func ctIssues(t *testing.T, o *ctOrg) {
 		t.Errorf("resolve: %v", is)
 	}
 	ctWantError(t, bob.do("POST", path(second, "/resolve"), nil), 409)
+	feed := bob.ws("")
+	feed.next(10 * time.Second) // hello
 	n.sms("SMissue000000000000000000000000004", "+15554440002", "Second customer: the refund did not arrive")
+	feed.until(func(m map[string]any) bool {
+		data, _ := m["data"].(map[string]any)
+		is, _ := data["issue"].(map[string]any)
+		return m["type"] == "issue.updated" && ctNum(is, "id") == second && is["status"] != "resolved"
+	})
 	if got := ctListIssues(t, bob, "q=Second+customer"); len(got) != 1 || ctNum(got[0], "id") != second ||
 		(got[0]["status"] != "open" && got[0]["status"] != "in_progress") {
 		t.Errorf("a customer reply to a resolved issue: %v; want issue %d reopened", got, second)
@@ -749,6 +767,39 @@ func ctNotifications(t *testing.T, o *ctOrg) {
 	o.alice.get("/api/notifications", &inbox)
 	if *inbox.Unread != 0 {
 		t.Errorf("unread after read-all: %d", *inbox.Unread)
+	}
+
+	// @handle mentions a user and @team-handle a team; both notify (in-app "always").
+	var team struct {
+		Team map[string]any `json:"team"`
+	}
+	o.admin.want(201, "POST", "/api/teams", map[string]any{"name": "Couriers", "handle": "couriers"}, &team)
+	o.admin.want(200, "PUT", fmt.Sprintf("/api/teams/%d/members/%d", ctNum(team.Team, "id"), o.bob.id), nil, nil)
+	issue := fmt.Sprintf("/api/issues/%d/notes", ctNum(issues[0], "id"))
+	o.bob.want(200, "POST", issue, map[string]any{"body": "@alice, the courier called"}, nil)
+	ctWaitNotification(t, o.alice, "mentioned")
+	o.alice.want(200, "POST", issue, map[string]any{"body": "over to @couriers for this one"}, nil)
+	ctWaitNotification(t, o.bob, "team_mentioned")
+}
+
+// ctWaitNotification waits until c has an unread notification of event.
+func ctWaitNotification(t *testing.T, c *ctClient, event string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var inbox struct {
+			Notifications []map[string]any `json:"notifications"`
+		}
+		c.get("/api/notifications", &inbox)
+		for _, n := range inbox.Notifications {
+			if n["event"] == event && n["read_at"] == nil {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("user %d got no %q notification within 10 s: %v", c.id, event, inbox.Notifications)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -1056,5 +1107,20 @@ func ctWaitHealth(t *testing.T, c *ctClient, status int) {
 			t.Fatalf("GET /healthz: %d %s; want %d", r.status, r.raw, status)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestContractPublicURLWithPath: behind a proxy that adds a path prefix, Twilio signs
+// SWITCHBOARD_PUBLIC_URL + path, prefix included.
+func TestContractPublicURLWithPath(t *testing.T) {
+	const public = "https://proxy.contract.test/support"
+	tw := newCTTwilio(t)
+	n := ctStart(t, ctEnvFor(t, store.SQLite, tw.srv.URL, "SWITCHBOARD_PUBLIC_URL="+public), t.TempDir())
+	form := ctSMSForm("SMprefix00000000000000000000000001", "+15552220001", "behind a proxy")
+	if r := n.webhook("/webhooks/twilio/sms", form, ctSign(ctToken, "https://proxy.contract.test/webhooks/twilio/sms", form)); r.status != 403 {
+		t.Errorf("signed without the public URL's path: %d; want 403", r.status)
+	}
+	if r := n.webhook("/webhooks/twilio/sms", form, ctSign(ctToken, public+"/webhooks/twilio/sms", form)); r.status != 200 {
+		t.Errorf("signed for %s/webhooks/twilio/sms: %d %s; want 200", public, r.status, r.raw)
 	}
 }
