@@ -18,17 +18,20 @@ import (
 )
 
 // TestBrowserSoundWithoutWebLocks: Bob has two tabs open with sound enabled, in a browser
-// without Web Locks. One tab leads and a notification plays one sound between them; the
-// played notification is remembered for every tab, so a handover cannot play it again.
-// When the leading tab closes, the other takes over and plays the next one, once.
+// without Web Locks. One tab leads, and a notification plays one sound between them; what
+// played is remembered where the other tab looks. A leader that falls silent without a
+// word is replaced after a few seconds, and the two settle on one leader once it speaks
+// again. A leader that freezes hands the lead on; woken, it plays nothing the other
+// played. A leader that closes hands it on too, and the other plays the next one, once.
 func TestBrowserSoundWithoutWebLocks(t *testing.T) {
 	tests := []struct {
 		name     string
 		remove   string // run in every tab before the app's scripts
 		election string // what window.__switchboardSound.election must say
+		mute     string // the method whose calls carry the leader's word to the other tabs
 	}{
-		{"broadcast channel heartbeat", `delete Navigator.prototype.locks;`, "broadcast"},
-		{"local storage lease", `delete Navigator.prototype.locks; delete window.BroadcastChannel;`, "lease"},
+		{"broadcast channel heartbeat", `delete Navigator.prototype.locks;`, "broadcast", "BroadcastChannel.prototype.postMessage"},
+		{"local storage lease", `delete Navigator.prototype.locks; delete window.BroadcastChannel;`, "lease", "Storage.prototype.setItem"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -40,6 +43,10 @@ func TestBrowserSoundWithoutWebLocks(t *testing.T) {
 			resp := e.do(bobAPI, "PUT", "/api/preferences", map[string]any{"events": map[string]any{"assigned": map[string]any{"sound": "chime"}}})
 			if b := body(resp); resp.StatusCode != 200 {
 				t.Fatalf("PUT /api/preferences: %d %s", resp.StatusCode, b)
+			}
+			notify := func(n int) {
+				m := e.sms(aliceAPI, smsID, fmt.Sprintf("SMs%d", n), fmt.Sprintf("+155512306%02d", n), fmt.Sprintf("Question %d", n))
+				e.assign(aliceAPI, e.issueOf(aliceAPI, smsID, m), bobID)
 			}
 
 			// Bob signs in in the browser's first tab, then works in two more, which can be
@@ -84,8 +91,7 @@ func TestBrowserSoundWithoutWebLocks(t *testing.T) {
 			_, leader, other := leaders()
 			played := func(p *page) int { return evalJS[int](p, `window.__switchboardSound.played`) }
 
-			m := e.sms(aliceAPI, smsID, "SMs1", "+15551230601", "Is anyone there?")
-			e.assign(aliceAPI, e.issueOf(aliceAPI, smsID, m), bobID)
+			notify(1)
 			// notify.js counts the badge and decides on the sound in one go: once both
 			// badges show it, both tabs have had their say.
 			for _, p := range tabs {
@@ -97,7 +103,8 @@ func TestBrowserSoundWithoutWebLocks(t *testing.T) {
 			}
 
 			// What the leader played, the other tab knows: were it to lead now and hear the
-			// same notification, it would stay silent. A key nobody played is still free.
+			// same notification late (a reconnect replays what it missed), it would stay
+			// silent. A notification nobody played is still free.
 			var latest struct {
 				Notifications []struct {
 					ID int64 `json:"id"`
@@ -125,13 +132,38 @@ func TestBrowserSoundWithoutWebLocks(t *testing.T) {
 				t.Fatal("a notification nobody played counts as played")
 			}
 
-			// The leader goes; the other tab takes over and plays the next one, once.
+			// The leader falls silent without resigning (its word no longer reaches the other
+			// tab, as when it hangs): the other takes over. When it speaks again, one leads.
+			evalJS[chromedp.Void](leader, fmt.Sprintf(`(() => { const orig = %[1]s; %[1]s = function () {}; window.__unmute = () => { %[1]s = orig; }; })()`, tt.mute))
+			other.wait("the other tab leading after the silence", `window.__switchboardSound.leader === true`)
+			evalJS[chromedp.Void](leader, `window.__unmute()`)
+			eventually(t, "one leading tab again", func() bool { n, _, _ := leaders(); return n == 1 })
+			_, leader, other = leaders()
+
+			// The leader freezes (browsers freeze tabs in the background): it hands the lead
+			// on, and the other tab plays the next notification. Woken, the frozen tab
+			// catches up without a sound, and one tab leads.
+			before, otherBefore := played(leader)+played(other), played(other)
+			leader.do("freeze the leading tab", lifecycle("frozen"))
+			other.wait("the other tab leading", `window.__switchboardSound.leader === true`)
+			notify(2)
+			other.wait("the badge at 2 and the chime", bellIs("2")+fmt.Sprintf(` && window.__switchboardSound.played === %d`, otherBefore+1))
+			leader.do("wake the frozen tab", lifecycle("active"))
+			leader.wait("the badge at 2", bellIs("2"))
+			if sum := played(leader) + played(other); sum != before+1 {
+				t.Fatalf("the tabs played %d sounds for the second notification; want 1", sum-before)
+			}
+			eventually(t, "one leading tab again", func() bool { n, _, _ := leaders(); return n == 1 })
+			_, leader, other = leaders()
+
+			// The leader closes, resigning as it goes; the other tab takes over and plays the
+			// next one, once.
+			before = played(other)
 			closers[leader]()
 			other.wait("the other tab leading", `window.__switchboardSound.leader === true`)
-			m = e.sms(aliceAPI, smsID, "SMs2", "+15551230602", "Hello again")
-			e.assign(aliceAPI, e.issueOf(aliceAPI, smsID, m), bobID)
-			other.wait("the badge at 2", bellIs("2"))
-			other.wait("its chime", `window.__switchboardSound.played === 1 && window.__switchboardSound.last === 'chime'`)
+			notify(3)
+			other.wait("the badge at 3", bellIs("3"))
+			other.wait("its chime", fmt.Sprintf(`window.__switchboardSound.played === %d && window.__switchboardSound.last === 'chime'`, before+1))
 			other.checkNoReload()
 		})
 	}
@@ -143,5 +175,13 @@ func TestBrowserSoundWithoutWebLocks(t *testing.T) {
 func beforeScripts(source string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		return t.Call(ctx, "Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": source}, nil)
+	})
+}
+
+// lifecycle freezes a tab ("frozen": no timers, no events, nothing received is handled)
+// or wakes it ("active"), as browsers do with tabs in the background.
+func lifecycle(state string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		return t.Call(ctx, "Page.setWebLifecycleState", map[string]any{"state": state}, nil)
 	})
 }

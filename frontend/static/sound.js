@@ -123,20 +123,27 @@ export function startSound() {
     join();
     emit();
   };
-  // A page kept in the back/forward cache must not keep the lock: it cannot play.
+  // A page closing, kept in the back/forward cache or frozen (browsers freeze tabs in the
+  // background) cannot play: it hands the lead on at once. A frozen page may still answer
+  // the other tabs' messages, and would keep the lead it cannot use.
   const hide = () => { leave(); emit(); };
   const back = (e) => { if (e.persisted && soundReady()) { join(); emit(); } };
+  const thaw = () => { if (soundReady()) { join(); emit(); } };
   const opts = { capture: true, passive: true };
   window.addEventListener('pointerdown', wake, opts);
   window.addEventListener('keydown', wake, opts);
   window.addEventListener('pagehide', hide);
   window.addEventListener('pageshow', back);
+  document.addEventListener('freeze', hide);
+  document.addEventListener('resume', thaw);
   if (soundWanted() && navigator.userActivation?.hasBeenActive) wake();
   return () => {
     window.removeEventListener('pointerdown', wake, opts);
     window.removeEventListener('keydown', wake, opts);
     window.removeEventListener('pagehide', hide);
     window.removeEventListener('pageshow', back);
+    document.removeEventListener('freeze', hide);
+    document.removeEventListener('resume', thaw);
     leave();
     if (ac) ac.close().catch(() => {});
     ac = null;
