@@ -64,7 +64,7 @@ function byLock(onChange) {
 // three seconds, or hears the leader resign, claims the lead and takes it unless someone
 // objects within CLAIM_MS: a leader objects with a beat (answered at once from the
 // message handler, which the browser does not throttle as it does timers in hidden tabs,
-// so a slow leader keeps its place), a rival claimer with a lower id by claiming too.
+// so a slow leader keeps its place), and of two claims that cross, the lower id wins.
 // Two leaders that hear each other keep the one with the lower id.
 function byHeartbeat(onChange) {
   const ch = new BroadcastChannel(NAME);
