@@ -48,7 +48,11 @@ type Twilio struct {
 
 // Config is everything a server needs, already validated.
 type Config struct {
-	Addr        string   // listen address, e.g. ":8080"
+	Addr string // listen address, e.g. ":8080"
+	// Listener, when set, is used instead of listening on Addr: serve opens it before
+	// anything else, so a port in use is found before the first-start admin's password
+	// is printed (and lost).
+	Listener    net.Listener
 	PublicURL   *url.URL // external base URL
 	DatabaseURL string
 	RedisURL    string // empty: in-process bus
@@ -135,13 +139,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.EventRetentionMin = 1000
 	}
 	log := cfg.Logger
+	// Database errors name the setting they come from: a bad DATABASE_URL is the usual
+	// cause, and the operator reads one line.
 	db, err := store.Open(ctx, cfg.DatabaseURL, log)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	if n, err := db.Migrate(ctx); err != nil {
 		db.Close()
-		return nil, err
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	} else if n > 0 {
 		log.Info("database migrated", "applied", n)
 	}
@@ -348,12 +354,24 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	httpx.WriteJSON(w, code, status)
 }
 
+// Listen opens the listening socket for addr; its error names SWITCHBOARD_ADDR.
+func Listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("SWITCHBOARD_ADDR: listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
 // Run serves on cfg.Addr until ctx ends, then shuts down gracefully. ready, when not nil,
 // is called with the bound address once listening.
 func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("server: listen on %s: %w", s.cfg.Addr, err)
+	ln := s.cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = Listen(s.cfg.Addr); err != nil {
+			return err
+		}
 	}
 	srv := &http.Server{
 		Handler:           s.handler,
@@ -394,7 +412,7 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	// stop background work; the caller closes the store.
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	err = srv.Shutdown(sctx)
+	err := srv.Shutdown(sctx)
 	err = errors.Join(err, s.Hub.Shutdown(sctx))
 	stopBG()
 	<-done

@@ -47,6 +47,8 @@ func loadConfig(getenv func(string) string) (*config, error) {
 	c.Addr = get("SWITCHBOARD_ADDR", ":8080")
 	if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
 		return nil, &configError{"SWITCHBOARD_ADDR", fmt.Sprintf("%q is not a listen address like :8080 or 127.0.0.1:8080", c.Addr)}
+	} else if _, err := net.LookupPort("tcp", port); err != nil {
+		return nil, &configError{"SWITCHBOARD_ADDR", fmt.Sprintf("%q: the port must be a number from 0 to 65535 (or a service name this machine knows)", c.Addr)}
 	}
 
 	pub := get("SWITCHBOARD_PUBLIC_URL", "http://localhost:8080")

@@ -122,8 +122,14 @@ func buildVersion() string {
 }
 
 func serve(ctx context.Context, cfg *config, stdout io.Writer) error {
+	ln, err := server.Listen(cfg.Addr)
+	if err != nil {
+		return err
+	}
+	cfg.Listener = ln
 	s, err := server.New(ctx, cfg.Config)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer s.Close()

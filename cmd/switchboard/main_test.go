@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -44,6 +46,8 @@ func TestConfigRejectsBadValuesNamingTheVariable(t *testing.T) {
 		name string
 	}{
 		{map[string]string{"SWITCHBOARD_ADDR": "8080"}, "SWITCHBOARD_ADDR"},
+		{map[string]string{"SWITCHBOARD_ADDR": "127.0.0.1:99999"}, "SWITCHBOARD_ADDR"},
+		{map[string]string{"SWITCHBOARD_ADDR": ":no-such-service-name"}, "SWITCHBOARD_ADDR"},
 		{map[string]string{"SWITCHBOARD_PUBLIC_URL": "localhost:8080"}, "SWITCHBOARD_PUBLIC_URL"},
 		{map[string]string{"SWITCHBOARD_PUBLIC_URL": "ftp://x"}, "SWITCHBOARD_PUBLIC_URL"},
 		{map[string]string{"DATABASE_URL": "mysql://x"}, "DATABASE_URL"},
@@ -208,4 +212,36 @@ func FuzzConfig(f *testing.F) {
 			t.Fatalf("%s=%q: got %v; want one line naming the variable", name, value, err)
 		}
 	})
+}
+
+// A start that cannot serve stops with one line naming the setting at fault, before
+// anything is written: a port in use must not swallow the first-start admin password,
+// and a database that cannot be opened names DATABASE_URL.
+func TestServeFailsEarlyNamingTheSetting(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		vars map[string]string
+		name string
+	}{
+		{map[string]string{"SWITCHBOARD_ADDR": busy.Addr().String(), "DATABASE_URL": "sqlite:" + filepath.Join(dir, "a.db")}, "SWITCHBOARD_ADDR"},
+		{map[string]string{"SWITCHBOARD_ADDR": "127.0.0.1:0", "DATABASE_URL": "sqlite:/proc/no/such/dir/x.db"}, "DATABASE_URL"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), []string{"serve"}, env(tc.vars), strings.NewReader(""), &stdout, &stderr)
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		if code == 0 || len(lines) != 1 || !strings.Contains(lines[0], tc.name) {
+			t.Errorf("%v: exit %d, stderr %q; want a failure in one line naming %s", tc.vars, code, stderr.String(), tc.name)
+		}
+		if strings.Contains(stdout.String(), "password") {
+			t.Errorf("%v: printed an admin password although it could not serve:\n%s", tc.vars, stdout.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the database was created although the port was taken (stat: %v)", err)
+	}
 }
