@@ -158,7 +158,10 @@ func TestContractDefaults(t *testing.T) {
 		t.Fatalf("the default DATABASE_URL is not ./data/switchboard.db: %v", err)
 	}
 
-	twilio := []string{"TWILIO_ACCOUNT_SID=" + ctAccount, "TWILIO_AUTH_TOKEN=" + ctToken, "TWILIO_PHONE_NUMBER=" + ctNumber, "TWILIO_API_URL=" + newCTTwilio(t).srv.URL}
+	// IMAP_URL points at a closed loopback port: its channel exists, named by EMAIL_FROM's
+	// default address, while intake retries in the background.
+	twilio := []string{"TWILIO_ACCOUNT_SID=" + ctAccount, "TWILIO_AUTH_TOKEN=" + ctToken, "TWILIO_PHONE_NUMBER=" + ctNumber,
+		"TWILIO_API_URL=" + newCTTwilio(t).srv.URL, "IMAP_URL=imap://user:password@127.0.0.1:1/INBOX"}
 	var n *ctNode
 	if ctFreePort(":8080") {
 		n = ctStart(t, append(env, twilio...), dir)
@@ -177,7 +180,20 @@ func TestContractDefaults(t *testing.T) {
 	if n.adminEmail == "" || n.adminPassword == "" {
 		t.Fatalf("the first start printed no admin login:\n%s", n.stdout())
 	}
-	n.login(n.adminEmail, n.adminPassword)
+	admin := n.login(n.adminEmail, n.adminPassword)
+	var chans struct {
+		Channels []map[string]any `json:"channels"`
+	}
+	admin.get("/api/channels", &chans)
+	email := false
+	for _, ch := range chans.Channels {
+		if ch["kind"] == "email" && strings.Contains(fmt.Sprint(ch["name"], ch["address"]), "support@localhost") {
+			email = true
+		}
+	}
+	if !email {
+		t.Errorf("no email channel for the default EMAIL_FROM support@localhost: %v", chans.Channels)
+	}
 
 	form := ctSMSForm("SMdefault0000000000000000000000001", "+15557770001", "hello")
 	if r := n.webhook("/webhooks/twilio/sms", form, ctSign(ctToken, "http://localhost:8080/webhooks/twilio/sms", form)); r.status != 200 {
@@ -925,6 +941,10 @@ func ctWebSocket(t *testing.T, o *ctOrg) {
 	anon := o.n.client()
 	if _, resp, err := anon.dialWS("", nil); err == nil || resp == nil || resp.StatusCode != 401 {
 		t.Errorf("/ws without a session: err %v, resp %v; want 401", err, resp)
+	} else {
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		ctWantError(t, ctResp{status: resp.StatusCode, header: resp.Header, raw: raw}, 401)
 	}
 	for _, tc := range []struct {
 		origin string
