@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twilio/twilio-go/client"
 
+	"github.com/switchboard-hq/switchboard/internal/httpx"
 	"github.com/switchboard-hq/switchboard/issues"
 )
 
@@ -216,7 +217,9 @@ func Sign(authToken, fullURL string, form url.Values) string {
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, endpoint string, e *webhookError) {
 	h.outcomes.WithLabelValues(endpoint, e.outcome).Inc()
 	h.cfg.Log.WarnContext(r.Context(), "twilio webhook refused", "endpoint", endpoint, "status", e.status, "reason", e.msg)
-	http.Error(w, e.msg, e.status)
+	// Twilio ignores the body, but people reading its debugger and the API's other
+	// clients get the same {"error":…} as everywhere else.
+	httpx.WriteJSON(w, e.status, map[string]string{"error": e.msg})
 }
 
 func (h *Handler) inbound(w http.ResponseWriter, r *http.Request) {
@@ -311,7 +314,7 @@ func (h *Handler) inbound(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, endpoint string, err error) {
 	h.outcomes.WithLabelValues(endpoint, "error").Inc()
 	h.cfg.Log.ErrorContext(r.Context(), "twilio webhook failed; Twilio will see a 500", "endpoint", endpoint, "err", err)
-	http.Error(w, "internal error", http.StatusInternalServerError)
+	httpx.WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
 }
 
 // status takes a delivery-status callback for an outbound message. The signature is
