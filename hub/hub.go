@@ -473,6 +473,7 @@ func (h *Hub) register(c *conn) error {
 		return errShuttingDown
 	}
 	h.conns[c] = struct{}{}
+	h.wg.Add(1) // done when the connection's reader has taken it off the hub
 	addTo(h.bySession, c.sessionID, c)
 	addTo(h.byUser, c.userID, c)
 	h.mu.Unlock()
