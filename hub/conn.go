@@ -50,9 +50,9 @@ type conn struct {
 	mu          sync.Mutex
 	started     bool                 // guarded by mu: replay done; live frames go to queue
 	writing     bool                 // guarded by mu: a writer goroutine runs
-	seen        map[Topic]int64      // guarded by mu: highest seq queued per topic
-	held        []*frame             // guarded by mu: live frames that arrived during replay
-	queue       []*frame             // guarded by mu
+	slots       []connTopic          // guarded by mu: the topics followed, by slot
+	held        []item               // guarded by mu: live frames that arrived during replay
+	queue       []item               // guarded by mu
 	queued      int                  // guarded by mu: bytes in held and queue
 	closeCode   websocket.StatusCode // guarded by mu: set once, by shut
 	closeReason string               // guarded by mu
@@ -61,46 +61,64 @@ type conn struct {
 	closed      chan struct{}        // closed once the writer has closed the socket
 
 	authorize func(ctx context.Context, t Topic) error
-	follows   int                // owned by readLoop: topics added after start
-	joining   map[Topic][]*frame // guarded by mu: live frames of topics being followed, until their start is known
+	follows   int // owned by readLoop: topics added after start
 
 	cursor *cursorWriter // owned by the writer (one at a time, ordered by mu)
 }
 
-// enqueueLive takes a frame from the topic fan-out. It never blocks: a client whose queue
-// is over budget is disconnected as slow, and resumes from its cursor without loss.
-func (c *conn) enqueueLive(f *frame) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.enqueueLiveLocked(f)
+// connTopic is a topic a connection follows, in its slot: a small number the topic has on
+// this connection, which the topic's fan-out passes along with each frame, so that the
+// per-event work on a connection (dedup here, the cursor in the writer) indexes slices
+// instead of hashing the topic into per-connection maps.
+type connTopic struct {
+	topic   Topic
+	seen    int64    // highest seq queued
+	joining bool     // being followed: live frames wait until the start position is known
+	waiting []*frame // live frames that arrived while joining
 }
 
-func (c *conn) enqueueLiveLocked(f *frame) {
+// item is a queued frame and the slot of its topic (-1 for frames of no topic).
+type item struct {
+	f    *frame
+	slot int32
+}
+
+// enqueueLive takes a frame of the topic in slot from the topic's fan-out. It never
+// blocks: a client whose queue is over budget is disconnected as slow, and resumes from
+// its cursor without loss.
+func (c *conn) enqueueLive(f *frame, slot int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.enqueueLiveLocked(f, slot)
+}
+
+func (c *conn) enqueueLiveLocked(f *frame, slot int32) {
 	if c.closeCode != 0 {
 		return
 	}
 	if !c.started {
-		c.held = append(c.held, f)
+		c.held = append(c.held, item{f, slot})
 		c.addLocked(f.size())
 		return
 	}
-	if q, ok := c.joining[f.ev.Topic]; ok {
-		c.joining[f.ev.Topic] = append(q, f)
+	st := &c.slots[slot]
+	if st.joining {
+		st.waiting = append(st.waiting, f)
 		c.addLocked(f.size())
 		return
 	}
-	if f.ev.Seq <= c.seen[f.ev.Topic] {
+	if f.ev.Seq <= st.seen {
 		return
 	}
-	c.seen[f.ev.Topic] = f.ev.Seq
-	c.pushLocked(f)
+	st.seen = f.ev.Seq
+	c.pushLocked(item{f, slot})
 	c.addLocked(f.size())
 }
 
 // pushLocked queues f without charging the budget: replay and control frames are bounded
 // by MaxReplay and by the client's own requests; only live traffic can grow without end.
-func (c *conn) pushLocked(f *frame) {
-	c.queue = append(c.queue, f)
+func (c *conn) pushLocked(it item) {
+	c.queue = append(c.queue, it)
 	c.kickLocked()
 }
 
@@ -137,9 +155,9 @@ func (c *conn) send(f *frame) {
 	switch {
 	case c.closeCode != 0:
 	case !c.started:
-		c.held = append(c.held, f)
+		c.held = append(c.held, item{f, -1})
 	default:
-		c.pushLocked(f)
+		c.pushLocked(item{f, -1})
 	}
 }
 
@@ -170,16 +188,34 @@ func (c *conn) start(initial Cursor, control []*frame, replay []*Event) {
 	if c.closeCode != 0 {
 		return
 	}
-	c.cursor = newCursorWriter(initial)
-	c.seen = initial.Clone()
-	c.pushLocked(controlFrame(map[string]any{"type": "hello", "cursor": initial.Encode(), "user_id": c.userID}))
+	topics := make([]Topic, len(c.slots))
+	for i := range c.slots {
+		topics[i] = c.slots[i].topic
+		c.slots[i].seen = initial[topics[i]]
+	}
+	c.cursor = newCursorWriter(initial, topics)
+	c.pushLocked(item{controlFrame(map[string]any{"type": "hello", "cursor": initial.Encode(), "user_id": c.userID}), -1})
 	for _, f := range control {
-		c.pushLocked(f)
+		c.pushLocked(item{f, -1})
+	}
+	slotOf := func(t Topic) int32 { return int32(slices.Index(topics, t)) }
+	if len(replay) > 64 && len(topics) > 8 {
+		index := make(map[Topic]int32, len(topics))
+		for i, t := range topics {
+			index[t] = int32(i)
+		}
+		slotOf = func(t Topic) int32 {
+			if i, ok := index[t]; ok {
+				return i
+			}
+			return -1
+		}
 	}
 	for _, ev := range replay {
-		if ev.Seq > c.seen[ev.Topic] {
-			c.seen[ev.Topic] = ev.Seq
-			c.pushLocked(newEventFrame(ev))
+		slot := slotOf(ev.Topic)
+		if slot >= 0 && ev.Seq > c.slots[slot].seen {
+			c.slots[slot].seen = ev.Seq
+			c.pushLocked(item{newEventFrame(ev), slot})
 		}
 	}
 	held := c.held
@@ -188,11 +224,11 @@ func (c *conn) start(initial Cursor, control []*frame, replay []*Event) {
 	c.started = true
 	c.kickLocked()
 	c.ping = time.AfterFunc(c.h.cfg.PingInterval, c.keepalive)
-	for _, f := range held {
-		if f.ev == nil {
-			c.pushLocked(f)
+	for _, it := range held {
+		if it.f.ev == nil {
+			c.pushLocked(it)
 		} else {
-			c.enqueueLiveLocked(f)
+			c.enqueueLiveLocked(it.f, it.slot)
 		}
 	}
 }
@@ -228,22 +264,36 @@ func (c *conn) writeLoop() {
 			c.closeSocket()
 			return
 		}
-		batch, err := c.catchUp(batch)
-		if err != nil {
-			c.h.log.Warn("hub: reading missed events failed; client will resume", "user", c.userID, "err", err)
-			c.shut(websocket.StatusTryAgainLater, "temporary failure; reconnect with your cursor", "catch_up_error")
-			c.closeSocket()
-			return
-		}
 		for len(batch) > 0 {
 			buf = buf[:0]
-			n := 0
-			for n < len(batch) && (n == 0 || len(buf) < maxWrite) {
-				if n > 0 {
+			n, objects := 0, 0
+			for n < len(batch) && (objects == 0 || len(buf) < maxWrite) {
+				it := batch[n]
+				n++
+				// A hole before this event (see missed) is read and written first.
+				if ev := it.f.ev; ev != nil {
+					if last, ok := c.cursor.seq(it.slot); ok && ev.Seq > last+1 {
+						evs, err := c.missed(ev.Topic, last, ev.Seq-1)
+						if err != nil {
+							c.h.log.Warn("hub: reading missed events failed; client will resume", "user", c.userID, "err", err)
+							c.shut(websocket.StatusTryAgainLater, "temporary failure; reconnect with your cursor", "catch_up_error")
+							c.closeSocket()
+							return
+						}
+						for _, m := range evs {
+							if objects > 0 {
+								buf = append(buf, '\n')
+							}
+							buf = c.appendFrame(buf, item{newEventFrame(m), it.slot})
+							objects++
+						}
+					}
+				}
+				if objects > 0 {
 					buf = append(buf, '\n')
 				}
-				buf = c.appendFrame(buf, batch[n])
-				n++
+				buf = c.appendFrame(buf, it)
+				objects++
 			}
 			batch = batch[n:]
 			// A context of its own: a cancelled context kills a coder/websocket connection,
@@ -257,7 +307,7 @@ func (c *conn) writeLoop() {
 				return
 			}
 			c.h.m.writes.Inc()
-			c.h.m.frames.Add(float64(n))
+			c.h.m.frames.Add(float64(objects))
 		}
 	}
 }
@@ -265,65 +315,32 @@ func (c *conn) writeLoop() {
 // writeBufs holds the writers' buffers between bursts, so an idle connection keeps none.
 var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
-// catchUp fills holes in the batch from the database. The node delivers each topic in
-// order, but a connection that registered while the node was first learning a topic's
-// position can start below it; the hole shows as a seq beyond cursor+1.
-func (c *conn) catchUp(batch []*frame) ([]*frame, error) {
-	var out []*frame
-	next := map[Topic]int64{} // expected seq per topic, as of the frames before i
-	for i, f := range batch {
-		if f.ev == nil {
-			if fc := f.follow; fc != nil && fc.add {
-				next[fc.topic] = fc.seq + 1
-			}
-			if out != nil {
-				out = append(out, f)
-			}
-			continue
-		}
-		want, ok := next[f.ev.Topic]
-		if !ok {
-			want = c.cursor.get(f.ev.Topic) + 1
-		}
-		next[f.ev.Topic] = f.ev.Seq + 1
-		if f.ev.Seq <= want {
-			if out != nil {
-				out = append(out, f)
-			}
-			continue
-		}
-		if out == nil {
-			out = append(make([]*frame, 0, len(batch)+8), batch[:i]...)
-		}
-		ctx, cancel := context.WithTimeout(c.h.ctx, 10*time.Second)
-		evs, err := c.h.cfg.Log.Range(ctx, f.ev.Topic, want-1, f.ev.Seq-1, int(f.ev.Seq-want))
-		cancel()
-		if err != nil {
-			return nil, err
-		}
-		c.h.m.gapFills.Add(float64(len(evs)))
-		for _, ev := range evs {
-			out = append(out, newEventFrame(ev))
-		}
-		out = append(out, f)
+// missed reads the events of topic in (after, upto] from the database. The node delivers
+// each topic in order, but a connection that registered while the node was first learning
+// a topic's position can start below it; the hole shows as a seq beyond cursor+1.
+func (c *conn) missed(topic Topic, after, upto int64) ([]*Event, error) {
+	ctx, cancel := context.WithTimeout(c.h.ctx, 10*time.Second)
+	defer cancel()
+	evs, err := c.h.cfg.Log.Range(ctx, topic, after, upto, int(upto-after))
+	if err != nil {
+		return nil, err
 	}
-	if out == nil {
-		return batch, nil
-	}
-	return out, nil
+	c.h.m.gapFills.Add(float64(len(evs)))
+	return evs, nil
 }
 
-func (c *conn) appendFrame(buf []byte, f *frame) []byte {
+func (c *conn) appendFrame(buf []byte, it item) []byte {
+	f := it.f
 	if f.raw != nil {
 		return append(buf, f.raw...)
 	}
 	if fc := f.follow; fc != nil {
 		typ := `{"type":"subscribed","topic":"`
 		if fc.add {
-			c.cursor.add(fc.topic, fc.seq)
+			c.cursor.add(it.slot, fc.topic, fc.seq)
 		} else {
 			typ = `{"type":"unsubscribed","topic":"`
-			c.cursor.remove(fc.topic)
+			c.cursor.remove(it.slot)
 		}
 		buf = append(buf, typ...)
 		buf = append(buf, fc.topic...)
@@ -340,7 +357,7 @@ func (c *conn) appendFrame(buf []byte, f *frame) []byte {
 		buf = append(buf, m.State...)
 		return append(buf, `"}`...)
 	}
-	c.cursor.advance(f.ev.Topic, f.ev.Seq)
+	c.cursor.advance(it.slot, f.ev.Seq)
 	buf = append(buf, f.head...)
 	buf = c.cursor.appendTo(buf)
 	return append(buf, f.tail...)
@@ -470,14 +487,12 @@ func (c *conn) follow(t Topic) {
 		return
 	}
 	c.mu.Lock()
-	if c.joining == nil {
-		c.joining = map[Topic][]*frame{}
-	}
-	c.joining[t] = nil
+	slot := c.freeSlotLocked()
+	c.slots[slot] = connTopic{topic: t, joining: true}
 	c.mu.Unlock()
 	c.topics = append(c.topics, t)
 	c.follows++
-	c.h.attach(c, []Topic{t}) // from here, live frames of t are held in joining
+	c.h.attach(c, []topicSlot{{t, slot}}) // from here, live frames of t wait in the slot
 	head, err := c.h.cfg.Log.Head(ctx, t)
 	if err != nil {
 		c.h.log.Warn("hub: subscribe failed", "topic", t, "err", err)
@@ -488,13 +503,27 @@ func (c *conn) follow(t Topic) {
 	c.h.prime(Cursor{t: head})
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	held := c.joining[t]
-	delete(c.joining, t)
-	c.seen[t] = head
-	c.pushLocked(&frame{follow: &followChange{topic: t, seq: head, add: true}})
-	for _, f := range held {
-		c.enqueueLiveLocked(f)
+	st := &c.slots[slot]
+	waiting := st.waiting
+	st.joining, st.waiting, st.seen = false, nil, head
+	c.pushLocked(item{&frame{follow: &followChange{topic: t, seq: head, add: true}}, slot})
+	for _, f := range waiting {
+		c.enqueueLiveLocked(f, slot)
 	}
+}
+
+// freeSlotLocked returns a slot for a new topic: one a topic left, or a new one. Reusing a
+// slot is safe: the topic that left was detached from the fan-out before its slot was
+// freed, and the writer drops it from the cursor (the "unsubscribed" frame) before it
+// sees the new topic's frames, which are queued after.
+func (c *conn) freeSlotLocked() int32 {
+	for i := range c.slots {
+		if c.slots[i].topic == "" {
+			return int32(i)
+		}
+	}
+	c.slots = append(c.slots, connTopic{})
+	return int32(len(c.slots) - 1)
 }
 
 // unfollow removes a topic added by follow.
@@ -509,9 +538,15 @@ func (c *conn) unfollow(t Topic) {
 	c.h.detach(c, []Topic{t})
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.seen, t)
-	delete(c.joining, t)
-	c.pushLocked(&frame{follow: &followChange{topic: t}})
+	slot := int32(-1)
+	for j := range c.slots {
+		if c.slots[j].topic == t {
+			slot = int32(j)
+			c.slots[j] = connTopic{}
+			break
+		}
+	}
+	c.pushLocked(item{&frame{follow: &followChange{topic: t}}, slot})
 }
 
 // Serve upgrades the request to a WebSocket for cl, starts the connection and returns:
@@ -543,7 +578,10 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, cl Client) {
 	ws.SetReadLimit(h.cfg.ReadLimit)
 	c := &conn{
 		h: h, ws: ws, userID: cl.UserID, sessionID: cl.SessionID, topics: topics, authorize: cl.Authorize,
-		closed: make(chan struct{}),
+		closed: make(chan struct{}), slots: make([]connTopic, len(topics)),
+	}
+	for i, t := range topics {
+		c.slots[i].topic = t
 	}
 	if err := h.register(c); err != nil {
 		ws.Close(websocket.StatusTryAgainLater, "server shutting down")
