@@ -61,6 +61,14 @@ func TestFanoutSpread(t *testing.T) {
 	}
 }
 
+// TestFanoutSpreadThenAllOnOneDatabase: the channels outlive a run in a reused database;
+// a run without spread after a spread one still reaches every client.
+func TestFanoutSpreadThenAllOnOneDatabase(t *testing.T) {
+	url := storetest.URL(t, store.Postgres)
+	runTiny(t, Config{Paths: []string{PathSwitchboard}, DatabaseURL: url, Spread: true, SkipMax: true})
+	runTiny(t, Config{Paths: []string{PathSwitchboard}, DatabaseURL: url, SkipMax: true})
+}
+
 // TestFanoutTwoNodes runs the two-node path: PostgreSQL, Redis, clients on both nodes.
 func TestFanoutTwoNodes(t *testing.T) {
 	rep := runTiny(t, Config{

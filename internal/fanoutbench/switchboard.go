@@ -100,33 +100,37 @@ func startSwitchboard(ctx context.Context, databaseURL, redisURL, redisPrefix st
 	if t.cookies, err = t.login(ctx, users); err != nil {
 		return nil, err
 	}
-	if spread {
-		if err := t.narrow(ctx); err != nil {
-			return nil, err
-		}
+	if err := t.membership(ctx, spread); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
 
-// narrow makes each SMS channel's membership explicit: agent u (in login order) belongs to
-// channel u mod channels only, so that an event reaches the connections of a slice of the
-// agents, not all of them. The product's rule is that every agent is in every SMS channel
+// membership sets who belongs to the benchmark's SMS channels: with spread, agent u (in
+// login order) belongs to channel u mod channels only, so that an event reaches the
+// connections of a slice of the agents; without, every agent belongs to every channel (the
+// product's default). The product's rule is that every agent is in every SMS channel
 // "unless an admin narrows it"; the channels package has no API for narrowing yet, so the
-// benchmark writes the rows such an API would write (channel_members, as team channels
-// have, and all_agents off), before any client connects.
-func (t *sbTarget) narrow(ctx context.Context) error {
+// benchmark writes the rows such an API would write (all_agents off, channel_members rows,
+// as team channels have), before any client connects. The channels outlive a run in a
+// reused PostgreSQL database, so a run without spread widens again what an earlier spread
+// run narrowed.
+func (t *sbTarget) membership(ctx context.Context, spread bool) error {
 	s := t.nodes[0].s
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	for k, number := range t.numbers {
 		ch, err := s.Channels.ByAddress(ctx, channels.SMS, number)
 		if err != nil {
-			return fmt.Errorf("fanoutbench: narrow channel %s: %w", number, err)
+			return fmt.Errorf("fanoutbench: channel %s: %w", number, err)
+		}
+		if !spread && ch.AllAgents {
+			continue
 		}
 		err = s.DB.InTx(ctx, func(tx *store.Tx) error {
-			if _, err := tx.ExecContext(ctx, `UPDATE channels SET all_agents = FALSE WHERE id = $1`, ch.ID); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE channels SET all_agents = $2 WHERE id = $1`, ch.ID, !spread); err != nil {
 				return err
 			}
-			for u := k; u < len(t.userIDs); u += len(t.numbers) {
+			for u := k; spread && u < len(t.userIDs); u += len(t.numbers) {
 				if _, err := tx.ExecContext(ctx, `INSERT INTO channel_members (channel_id, user_id, joined_at) VALUES ($1, $2, $3)`,
 					ch.ID, t.userIDs[u], now); err != nil {
 					return err
@@ -135,7 +139,7 @@ func (t *sbTarget) narrow(ctx context.Context) error {
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("fanoutbench: narrow channel %s: %w", number, err)
+			return fmt.Errorf("fanoutbench: membership of channel %s: %w", number, err)
 		}
 	}
 	return nil
