@@ -1,11 +1,15 @@
 package hub
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -33,8 +37,9 @@ type Client struct {
 // maxFollows bounds the topics one connection may add after it started.
 const maxFollows = 64
 
-// conn is one live WebSocket. The handler goroutine reads; writeLoop is the only writer;
-// a bounded queue in bytes sits between the fan-out and the writer.
+// conn is one live WebSocket. An idle connection costs one goroutine, its reader; the
+// writer runs only while there is something to write (or the socket to close), and pings
+// come from a timer. A bounded queue in bytes sits between the fan-out and the writer.
 type conn struct {
 	h         *Hub
 	ws        *websocket.Conn
@@ -42,65 +47,95 @@ type conn struct {
 	sessionID int64
 	topics    []Topic
 
-	ctx    context.Context // the connection's lifetime
-	cancel context.CancelFunc
-	wake   chan struct{} // capacity 1: "the queue is not empty"
-
 	mu          sync.Mutex
 	started     bool                 // guarded by mu: replay done; live frames go to queue
-	seen        map[Topic]int64      // guarded by mu: highest seq queued per topic
-	held        []*frame             // guarded by mu: live frames that arrived during replay
-	queue       []*frame             // guarded by mu
+	writing     bool                 // guarded by mu: a writer goroutine runs
+	slots       []connTopic          // guarded by mu: the topics followed, by slot
+	held        []item               // guarded by mu: live frames that arrived during replay
+	queue       []item               // guarded by mu
 	queued      int                  // guarded by mu: bytes in held and queue
 	closeCode   websocket.StatusCode // guarded by mu: set once, by shut
 	closeReason string               // guarded by mu
 	closeLabel  string               // guarded by mu: metrics reason
+	ping        *time.Timer          // guarded by mu: the next keepalive ping
+	closed      chan struct{}        // closed once the writer has closed the socket
 
 	authorize func(ctx context.Context, t Topic) error
-	follows   int                // owned by readLoop: topics added after start
-	joining   map[Topic][]*frame // guarded by mu: live frames of topics being followed, until their start is known
+	follows   int // owned by readLoop: topics added after start
 
-	cursor *cursorWriter // owned by writeLoop
+	cursor *cursorWriter // owned by the writer (one at a time, ordered by mu)
 }
 
-// enqueueLive takes a frame from the topic fan-out. It never blocks: a client whose queue
-// is over budget is disconnected as slow, and resumes from its cursor without loss.
-func (c *conn) enqueueLive(f *frame) {
+// connTopic is a topic a connection follows, in its slot: a small number the topic has on
+// this connection, which the topic's fan-out passes along with each frame, so that the
+// per-event work on a connection (dedup here, the cursor in the writer) indexes slices
+// instead of hashing the topic into per-connection maps.
+type connTopic struct {
+	topic   Topic
+	seen    int64    // highest seq queued
+	joining bool     // being followed: live frames wait until the start position is known
+	waiting []*frame // live frames that arrived while joining
+}
+
+// item is a queued frame and the slot of its topic (-1 for frames of no topic).
+type item struct {
+	f    *frame
+	slot int32
+}
+
+// enqueueLive takes a frame of the topic in slot from the topic's fan-out. It never
+// blocks: a client whose queue is over budget is disconnected as slow, and resumes from
+// its cursor without loss.
+func (c *conn) enqueueLive(f *frame, slot int32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.enqueueLiveLocked(f)
+	c.enqueueLiveLocked(f, slot)
 }
 
-func (c *conn) enqueueLiveLocked(f *frame) {
+func (c *conn) enqueueLiveLocked(f *frame, slot int32) {
 	if c.closeCode != 0 {
 		return
 	}
 	if !c.started {
-		c.held = append(c.held, f)
+		c.held = append(c.held, item{f, slot})
 		c.addLocked(f.size())
 		return
 	}
-	if q, ok := c.joining[f.ev.Topic]; ok {
-		c.joining[f.ev.Topic] = append(q, f)
+	st := &c.slots[slot]
+	if st.joining {
+		st.waiting = append(st.waiting, f)
 		c.addLocked(f.size())
 		return
 	}
-	if f.ev.Seq <= c.seen[f.ev.Topic] {
+	if f.ev.Seq <= st.seen {
 		return
 	}
-	c.seen[f.ev.Topic] = f.ev.Seq
-	c.pushLocked(f)
+	st.seen = f.ev.Seq
+	c.pushLocked(item{f, slot})
 	c.addLocked(f.size())
 }
 
 // pushLocked queues f without charging the budget: replay and control frames are bounded
 // by MaxReplay and by the client's own requests; only live traffic can grow without end.
-func (c *conn) pushLocked(f *frame) {
-	c.queue = append(c.queue, f)
+func (c *conn) pushLocked(it item) {
+	c.queue = append(c.queue, it)
+	c.kickLocked()
+}
+
+// kickLocked starts the writer unless it runs: it writes what is queued, or closes the
+// socket once shut, and ends when there is nothing left to do. Frames queued before start
+// wait: hello goes first.
+func (c *conn) kickLocked() {
+	if c.writing || (!c.started && c.closeCode == 0) {
+		return
+	}
 	select {
-	case c.wake <- struct{}{}:
+	case <-c.closed:
+		return
 	default:
 	}
+	c.writing = true
+	go c.writeLoop()
 }
 
 func (c *conn) addLocked(n int) {
@@ -120,9 +155,9 @@ func (c *conn) send(f *frame) {
 	switch {
 	case c.closeCode != 0:
 	case !c.started:
-		c.held = append(c.held, f)
+		c.held = append(c.held, item{f, -1})
 	default:
-		c.pushLocked(f)
+		c.pushLocked(item{f, -1})
 	}
 }
 
@@ -139,38 +174,61 @@ func (c *conn) shutLocked(code websocket.StatusCode, reason, label string) {
 	}
 	c.closeCode, c.closeReason, c.closeLabel = code, reason, label
 	c.queue, c.held = nil, nil
-	c.cancel()
+	if c.ping != nil {
+		c.ping.Stop()
+	}
+	c.kickLocked()
 }
 
 // start ends the replay phase: hello, then any control frames, then the replayed events,
 // then the live events held meanwhile that the replay did not already cover.
 func (c *conn) start(initial Cursor, control []*frame, replay []*Event) {
-	c.cursor = newCursorWriter(initial)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closeCode != 0 {
 		return
 	}
-	c.seen = initial.Clone()
-	c.pushLocked(controlFrame(map[string]any{"type": "hello", "cursor": initial.Encode(), "user_id": c.userID}))
+	topics := make([]Topic, len(c.slots))
+	for i := range c.slots {
+		topics[i] = c.slots[i].topic
+		c.slots[i].seen = initial[topics[i]]
+	}
+	c.cursor = newCursorWriter(initial, topics)
+	c.pushLocked(item{controlFrame(map[string]any{"type": "hello", "cursor": initial.Encode(), "user_id": c.userID}), -1})
 	for _, f := range control {
-		c.pushLocked(f)
+		c.pushLocked(item{f, -1})
+	}
+	slotOf := func(t Topic) int32 { return int32(slices.Index(topics, t)) }
+	if len(replay) > 64 && len(topics) > 8 {
+		index := make(map[Topic]int32, len(topics))
+		for i, t := range topics {
+			index[t] = int32(i)
+		}
+		slotOf = func(t Topic) int32 {
+			if i, ok := index[t]; ok {
+				return i
+			}
+			return -1
+		}
 	}
 	for _, ev := range replay {
-		if ev.Seq > c.seen[ev.Topic] {
-			c.seen[ev.Topic] = ev.Seq
-			c.pushLocked(newEventFrame(ev))
+		slot := slotOf(ev.Topic)
+		if slot >= 0 && ev.Seq > c.slots[slot].seen {
+			c.slots[slot].seen = ev.Seq
+			c.pushLocked(item{newEventFrame(ev), slot})
 		}
 	}
 	held := c.held
 	c.held = nil
 	c.queued = 0
 	c.started = true
-	for _, f := range held {
-		if f.ev == nil {
-			c.pushLocked(f)
+	c.kickLocked()
+	c.ping = time.AfterFunc(c.h.cfg.PingInterval, c.keepalive)
+	for _, it := range held {
+		if it.f.ev == nil {
+			c.pushLocked(it)
 		} else {
-			c.enqueueLiveLocked(f)
+			c.enqueueLiveLocked(it.f, it.slot)
 		}
 	}
 }
@@ -178,41 +236,68 @@ func (c *conn) start(initial Cursor, control []*frame, replay []*Event) {
 // maxWrite bounds one coalesced WebSocket message.
 const maxWrite = 256 << 10
 
-// writeLoop owns every write to the socket: it coalesces what is queued into one message
-// of objects separated by "\n", each event with the connection's cursor as of that event.
+// writeLoop owns every write to the socket while it runs (kickLocked starts at most one):
+// it coalesces what is queued into one message of objects separated by "\n", each event
+// with the connection's cursor as of that event, until the queue is empty. Once the
+// connection is shut it closes the socket instead.
 func (c *conn) writeLoop() {
-	var buf []byte
-	for {
-		select {
-		case <-c.ctx.Done():
-			c.closeSocket()
-			return
-		case <-c.wake:
+	bp := writeBufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() {
+		if cap(buf) <= 4*maxWrite { // do not keep a burst's buffer in the pool
+			*bp = buf[:0]
+			writeBufs.Put(bp)
 		}
+	}()
+	for {
 		c.mu.Lock()
-		batch := c.queue
+		batch, shut := c.queue, c.closeCode != 0
 		c.queue = nil
 		c.queued = 0
+		if len(batch) == 0 && !shut {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
 		c.mu.Unlock()
-		batch, err := c.catchUp(batch)
-		if err != nil {
-			c.h.log.Warn("hub: reading missed events failed; client will resume", "user", c.userID, "err", err)
-			c.shut(websocket.StatusTryAgainLater, "temporary failure; reconnect with your cursor", "catch_up_error")
+		if shut {
 			c.closeSocket()
 			return
 		}
 		for len(batch) > 0 {
 			buf = buf[:0]
-			n := 0
-			for n < len(batch) && (n == 0 || len(buf) < maxWrite) {
-				if n > 0 {
+			n, objects := 0, 0
+			for n < len(batch) && (objects == 0 || len(buf) < maxWrite) {
+				it := batch[n]
+				n++
+				// A hole before this event (see missed) is read and written first.
+				if ev := it.f.ev; ev != nil {
+					if last, ok := c.cursor.seq(it.slot); ok && ev.Seq > last+1 {
+						evs, err := c.missed(ev.Topic, last, ev.Seq-1)
+						if err != nil {
+							c.h.log.Warn("hub: reading missed events failed; client will resume", "user", c.userID, "err", err)
+							c.shut(websocket.StatusTryAgainLater, "temporary failure; reconnect with your cursor", "catch_up_error")
+							c.closeSocket()
+							return
+						}
+						for _, m := range evs {
+							if objects > 0 {
+								buf = append(buf, '\n')
+							}
+							buf = c.appendFrame(buf, item{newEventFrame(m), it.slot})
+							objects++
+						}
+					}
+				}
+				if objects > 0 {
 					buf = append(buf, '\n')
 				}
-				buf = c.appendFrame(buf, batch[n])
-				n++
+				buf = c.appendFrame(buf, it)
+				objects++
 			}
 			batch = batch[n:]
-			// Not c.ctx: shut must not cut a write in half; the loop stops after it.
+			// A context of its own: a cancelled context kills a coder/websocket connection,
+			// and shut must not cut a write in half; the loop stops after it.
 			wctx, cancel := context.WithTimeout(context.Background(), c.h.cfg.WriteTimeout)
 			err := c.ws.Write(wctx, websocket.MessageText, buf)
 			cancel()
@@ -222,73 +307,40 @@ func (c *conn) writeLoop() {
 				return
 			}
 			c.h.m.writes.Inc()
-			c.h.m.frames.Add(float64(n))
-		}
-		if cap(buf) > 4*maxWrite {
-			buf = nil // do not keep a burst's buffer for the life of an idle connection
+			c.h.m.frames.Add(float64(objects))
 		}
 	}
 }
 
-// catchUp fills holes in the batch from the database. The node delivers each topic in
-// order, but a connection that registered while the node was first learning a topic's
-// position can start below it; the hole shows as a seq beyond cursor+1.
-func (c *conn) catchUp(batch []*frame) ([]*frame, error) {
-	var out []*frame
-	next := map[Topic]int64{} // expected seq per topic, as of the frames before i
-	for i, f := range batch {
-		if f.ev == nil {
-			if fc := f.follow; fc != nil && fc.add {
-				next[fc.topic] = fc.seq + 1
-			}
-			if out != nil {
-				out = append(out, f)
-			}
-			continue
-		}
-		want, ok := next[f.ev.Topic]
-		if !ok {
-			want = c.cursor.get(f.ev.Topic) + 1
-		}
-		next[f.ev.Topic] = f.ev.Seq + 1
-		if f.ev.Seq <= want {
-			if out != nil {
-				out = append(out, f)
-			}
-			continue
-		}
-		if out == nil {
-			out = append(make([]*frame, 0, len(batch)+8), batch[:i]...)
-		}
-		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-		evs, err := c.h.cfg.Log.Range(ctx, f.ev.Topic, want-1, f.ev.Seq-1, int(f.ev.Seq-want))
-		cancel()
-		if err != nil {
-			return nil, err
-		}
-		c.h.m.gapFills.Add(float64(len(evs)))
-		for _, ev := range evs {
-			out = append(out, newEventFrame(ev))
-		}
-		out = append(out, f)
+// writeBufs holds the writers' buffers between bursts, so an idle connection keeps none.
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// missed reads the events of topic in (after, upto] from the database. The node delivers
+// each topic in order, but a connection that registered while the node was first learning
+// a topic's position can start below it; the hole shows as a seq beyond cursor+1.
+func (c *conn) missed(topic Topic, after, upto int64) ([]*Event, error) {
+	ctx, cancel := context.WithTimeout(c.h.ctx, 10*time.Second)
+	defer cancel()
+	evs, err := c.h.cfg.Log.Range(ctx, topic, after, upto, int(upto-after))
+	if err != nil {
+		return nil, err
 	}
-	if out == nil {
-		return batch, nil
-	}
-	return out, nil
+	c.h.m.gapFills.Add(float64(len(evs)))
+	return evs, nil
 }
 
-func (c *conn) appendFrame(buf []byte, f *frame) []byte {
+func (c *conn) appendFrame(buf []byte, it item) []byte {
+	f := it.f
 	if f.raw != nil {
 		return append(buf, f.raw...)
 	}
 	if fc := f.follow; fc != nil {
 		typ := `{"type":"subscribed","topic":"`
 		if fc.add {
-			c.cursor.add(fc.topic, fc.seq)
+			c.cursor.add(it.slot, fc.topic, fc.seq)
 		} else {
 			typ = `{"type":"unsubscribed","topic":"`
-			c.cursor.remove(fc.topic)
+			c.cursor.remove(it.slot)
 		}
 		buf = append(buf, typ...)
 		buf = append(buf, fc.topic...)
@@ -305,12 +357,14 @@ func (c *conn) appendFrame(buf []byte, f *frame) []byte {
 		buf = append(buf, m.State...)
 		return append(buf, `"}`...)
 	}
-	c.cursor.advance(f.ev.Topic, f.ev.Seq)
+	c.cursor.advance(it.slot, f.ev.Seq)
 	buf = append(buf, f.head...)
 	buf = c.cursor.appendTo(buf)
 	return append(buf, f.tail...)
 }
 
+// closeSocket runs on the writer, after shut: it sends the close frame with the reason,
+// frees the socket and lets the reader finish.
 func (c *conn) closeSocket() {
 	c.mu.Lock()
 	code, reason, label := c.closeCode, c.closeReason, c.closeLabel
@@ -323,25 +377,30 @@ func (c *conn) closeSocket() {
 	// socket either way.
 	_ = c.ws.Close(code, reason)
 	_ = c.ws.CloseNow()
+	close(c.closed)
 }
 
-// pingLoop keeps idle connections alive through proxies and notices dead peers.
-func (c *conn) pingLoop() {
-	t := time.NewTicker(c.h.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), c.h.cfg.WriteTimeout)
-			err := c.ws.Ping(ctx)
-			cancel()
-			if err != nil {
-				c.shut(websocket.StatusGoingAway, "ping timeout", "ping_timeout")
-				return
-			}
-		}
+// keepalive pings the client: it keeps idle connections alive through proxies and
+// notices dead peers. It runs on its own timer's goroutine, which exists only while a ping
+// waits for its pong (the reader takes the pong), so an idle connection pays for no
+// goroutine and no ticker; a data write in progress does not delay it, nor it the writes.
+func (c *conn) keepalive() {
+	ctx, cancel := context.WithTimeout(context.Background(), c.h.cfg.WriteTimeout)
+	err := c.ws.Ping(ctx)
+	timedOut := ctx.Err() != nil
+	cancel()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case err != nil && timedOut:
+		c.shutLocked(websocket.StatusGoingAway, "ping timeout", "ping_timeout")
+		return
+	case err != nil:
+		c.shutLocked(websocket.StatusGoingAway, "ping failed", "write_error")
+		return
+	}
+	if c.closeCode == 0 {
+		c.ping.Reset(c.h.cfg.PingInterval)
 	}
 }
 
@@ -417,7 +476,7 @@ func (c *conn) follow(t Topic) {
 		refuse(fmt.Sprintf("at most %d subscriptions per connection; unsubscribe from one first", maxFollows))
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(c.h.ctx, 10*time.Second)
 	defer cancel()
 	if c.authorize == nil {
 		refuse("not allowed to follow " + string(t))
@@ -428,14 +487,12 @@ func (c *conn) follow(t Topic) {
 		return
 	}
 	c.mu.Lock()
-	if c.joining == nil {
-		c.joining = map[Topic][]*frame{}
-	}
-	c.joining[t] = nil
+	slot := c.freeSlotLocked()
+	c.slots[slot] = connTopic{topic: t, joining: true}
 	c.mu.Unlock()
 	c.topics = append(c.topics, t)
 	c.follows++
-	c.h.attach(c, []Topic{t}) // from here, live frames of t are held in joining
+	c.h.attach(c, []topicSlot{{t, slot}}) // from here, live frames of t wait in the slot
 	head, err := c.h.cfg.Log.Head(ctx, t)
 	if err != nil {
 		c.h.log.Warn("hub: subscribe failed", "topic", t, "err", err)
@@ -446,13 +503,27 @@ func (c *conn) follow(t Topic) {
 	c.h.prime(Cursor{t: head})
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	held := c.joining[t]
-	delete(c.joining, t)
-	c.seen[t] = head
-	c.pushLocked(&frame{follow: &followChange{topic: t, seq: head, add: true}})
-	for _, f := range held {
-		c.enqueueLiveLocked(f)
+	st := &c.slots[slot]
+	waiting := st.waiting
+	st.joining, st.waiting, st.seen = false, nil, head
+	c.pushLocked(item{&frame{follow: &followChange{topic: t, seq: head, add: true}}, slot})
+	for _, f := range waiting {
+		c.enqueueLiveLocked(f, slot)
 	}
+}
+
+// freeSlotLocked returns a slot for a new topic: one a topic left, or a new one. Reusing a
+// slot is safe: the topic that left was detached from the fan-out before its slot was
+// freed, and the writer drops it from the cursor (the "unsubscribed" frame) before it
+// sees the new topic's frames, which are queued after.
+func (c *conn) freeSlotLocked() int32 {
+	for i := range c.slots {
+		if c.slots[i].topic == "" {
+			return int32(i)
+		}
+	}
+	c.slots = append(c.slots, connTopic{})
+	return int32(len(c.slots) - 1)
 }
 
 // unfollow removes a topic added by follow.
@@ -467,14 +538,25 @@ func (c *conn) unfollow(t Topic) {
 	c.h.detach(c, []Topic{t})
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.seen, t)
-	delete(c.joining, t)
-	c.pushLocked(&frame{follow: &followChange{topic: t}})
+	slot := int32(-1)
+	for j := range c.slots {
+		if c.slots[j].topic == t {
+			slot = int32(j)
+			c.slots[j] = connTopic{}
+			break
+		}
+	}
+	c.pushLocked(item{&frame{follow: &followChange{topic: t}}, slot})
 }
 
-// Serve upgrades the request to a WebSocket for cl and runs it until it ends. The query
-// parameter "cursor" resumes from a position the client got earlier. It answers 400 for a
-// malformed cursor and 503 while shutting down; other failures are logged.
+// Serve upgrades the request to a WebSocket for cl, starts the connection and returns:
+// the connection lives on in goroutines of the hub (Shutdown ends them), not in the
+// handler's, so an idle connection does not keep the request, its context and the
+// middleware's state, nor a goroutine whose stack sits under the whole middleware chain.
+// The request and its context must not be used once Serve returns; cl.Authorize gets a
+// context of its own. The query parameter "cursor" resumes from a position the client got
+// earlier. Serve answers 400 for a malformed cursor and 503 while shutting down; other
+// failures are logged.
 func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, cl Client) {
 	var resumeFrom Cursor
 	if s := r.URL.Query().Get("cursor"); s != "" {
@@ -488,43 +570,71 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, cl Client) {
 	if !slices.Contains(topics, UserTopic(cl.UserID)) {
 		topics = append(topics, UserTopic(cl.UserID))
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.OriginPatterns})
+	ws, err := websocket.Accept(smallReads{w}, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.OriginPatterns})
 	if err != nil {
 		h.log.Info("hub: websocket handshake refused", "err", err)
 		return // Accept has answered the request
 	}
 	ws.SetReadLimit(h.cfg.ReadLimit)
-	ctx, cancel := context.WithCancel(h.ctx)
 	c := &conn{
 		h: h, ws: ws, userID: cl.UserID, sessionID: cl.SessionID, topics: topics, authorize: cl.Authorize,
-		ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1),
+		closed: make(chan struct{}), slots: make([]connTopic, len(topics)),
 	}
-	defer cancel()
+	for i, t := range topics {
+		c.slots[i].topic = t
+	}
 	if err := h.register(c); err != nil {
 		ws.Close(websocket.StatusTryAgainLater, "server shutting down")
 		return
 	}
-	h.wg.Add(1)
-	defer h.wg.Done()
-	defer h.presence.disconnected(c.userID)
-	defer h.unregister(c)
 	h.presence.connected(c.userID)
-
-	heads, initial, control, replay, err := h.resume(ctx, topics, resumeFrom)
+	// h.ctx, not the request's: it ends when the handler returns.
+	heads, initial, control, replay, err := h.resume(h.ctx, topics, resumeFrom)
 	if err != nil {
 		h.log.Error("hub: cannot start connection", "user", cl.UserID, "err", err)
-		ws.Close(websocket.StatusInternalError, "cannot read events; reconnect")
-		return
+		c.shut(websocket.StatusInternalError, "cannot read events; reconnect", "start_error")
+	} else {
+		h.prime(heads)
+		c.start(initial, control, replay)
 	}
-	h.prime(heads)
-	c.start(initial, control, replay)
+	go c.run()
+}
 
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); c.writeLoop() }()
-	go func() { defer wg.Done(); c.pingLoop() }()
+// run is the connection's reader: it handles client frames until the socket ends, waits
+// for the writer to have closed it, and takes the connection off the hub.
+func (c *conn) run() {
+	defer c.h.wg.Done()
 	c.readLoop()
-	wg.Wait()
+	<-c.closed
+	c.h.unregister(c)
+	c.h.presence.disconnected(c.userID)
+}
+
+// readBufferSize is the read buffer of a connection: clients send small control objects
+// (activity, subscribe, ping), so the 4 KiB that net/http hands over with a hijacked
+// connection would mostly sit idle, once per connection. Larger frames are read straight
+// into the message, past the buffer.
+const readBufferSize = 512
+
+// smallReads hands coder/websocket the hijacked connection with a smaller read buffer.
+// The write buffer stays as net/http makes it (4 KiB): a typical event frame fits in it,
+// so a message still leaves in one write(2).
+type smallReads struct{ http.ResponseWriter }
+
+func (s smallReads) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s smallReads) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	var src io.Reader = nc
+	if n := brw.Reader.Buffered(); n > 0 {
+		// The client wrote before it saw the 101: keep those bytes first.
+		early, _ := brw.Reader.Peek(n)
+		src = io.MultiReader(bytes.NewReader(bytes.Clone(early)), nc)
+	}
+	return nc, bufio.NewReadWriter(bufio.NewReaderSize(src, readBufferSize), brw.Writer), nil
 }
 
 var resyncFrame = []byte(`{"type":"resync"}`)

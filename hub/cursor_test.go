@@ -58,3 +58,41 @@ func FuzzDecodeCursor(f *testing.F) {
 		}
 	})
 }
+
+// TestCursorWriterBySlot follows a connection's topics through advances, a subscription
+// into a new slot, an unsubscription and the reuse of its slot: after each step the
+// writer encodes exactly what Cursor.Encode makes of the same positions.
+func TestCursorWriterBySlot(t *testing.T) {
+	w := newCursorWriter(Cursor{ChannelTopic(9): 4, UserTopic(2): 1, ChannelTopic(3): 7}, []Topic{ChannelTopic(9), UserTopic(2), ChannelTopic(3)})
+	want := Cursor{ChannelTopic(9): 4, UserTopic(2): 1, ChannelTopic(3): 7}
+	check := func(step string) {
+		t.Helper()
+		if got := string(w.appendTo(nil)); got != want.Encode() {
+			t.Fatalf("%s: writer encodes %q; want %q (%v)", step, got, want.Encode(), want)
+		}
+	}
+	check("start")
+	w.advance(2, 8)
+	want[ChannelTopic(3)] = 8
+	check("advance slot 2")
+	w.add(3, IssueTopic(5), 11)
+	want[IssueTopic(5)] = 11
+	check("add issue:5 in slot 3")
+	if seq, ok := w.seq(3); !ok || seq != 11 {
+		t.Fatalf("slot 3: %d, %v; want 11, true", seq, ok)
+	}
+	w.remove(0)
+	delete(want, ChannelTopic(9))
+	check("remove slot 0")
+	if _, ok := w.seq(0); ok {
+		t.Fatal("slot 0 still in use after remove")
+	}
+	w.advance(0, 99) // a freed slot takes no advance
+	check("advance a freed slot")
+	w.add(0, ChannelTopic(1), 2)
+	want[ChannelTopic(1)] = 2
+	check("reuse slot 0 for channel:1")
+	w.advance(0, 3)
+	want[ChannelTopic(1)] = 3
+	check("advance the reused slot")
+}

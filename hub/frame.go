@@ -70,11 +70,13 @@ func controlFrame(v any) *frame {
 	return &frame{raw: b}
 }
 
-// cursorWriter keeps a connection's cursor in encoding order so that re-encoding it after
-// each event costs no sorting and no allocation. It is owned by the connection's writer.
+// cursorWriter keeps a connection's cursor by topic slot (the small number each topic
+// gets on its connection), with the slots in encoding order beside it, so that advancing
+// it after each event is an index and re-encoding it costs no sorting, no map lookup and
+// no allocation. It is owned by the connection's writer.
 type cursorWriter struct {
-	entries []cursorEntry
-	index   map[Topic]int
+	entries []cursorEntry // by slot; kind 0: no topic in this slot
+	order   []int32       // the slots in use, in encoding order (kind, id)
 	scratch []byte
 }
 
@@ -84,57 +86,59 @@ type cursorEntry struct {
 	seq  int64
 }
 
-func newCursorWriter(c Cursor) *cursorWriter {
-	w := &cursorWriter{index: make(map[Topic]int, len(c))}
-	for t, seq := range c {
+// newCursorWriter starts from c, whose topics have the slots of their index in topics.
+func newCursorWriter(c Cursor, topics []Topic) *cursorWriter {
+	w := &cursorWriter{entries: make([]cursorEntry, len(topics))}
+	for i, t := range topics {
 		k, id, err := t.parse()
 		if err == nil {
-			w.entries = append(w.entries, cursorEntry{k, id, seq})
+			w.entries[i] = cursorEntry{k, id, c[t]}
+			w.order = append(w.order, int32(i))
 		}
 	}
-	slices.SortFunc(w.entries, compareEntries)
-	w.reindex()
+	slices.SortFunc(w.order, func(a, b int32) int { return compareEntries(w.entries[a], w.entries[b]) })
 	return w
 }
 
-// advance records seq for topic. Topics outside the cursor are ignored: a connection only
-// receives events of topics it was registered for, all of which are in its cursor.
-func (w *cursorWriter) advance(t Topic, seq int64) {
-	if i, ok := w.index[t]; ok {
-		w.entries[i].seq = seq
+// seq returns the seq recorded for the topic in slot, and whether the slot is in use.
+func (w *cursorWriter) seq(slot int32) (int64, bool) {
+	if slot < 0 || int(slot) >= len(w.entries) || w.entries[slot].kind == 0 {
+		return 0, false
+	}
+	return w.entries[slot].seq, true
+}
+
+// advance records seq for the topic in slot. Slots not in use are ignored.
+func (w *cursorWriter) advance(slot int32, seq int64) {
+	if slot >= 0 && int(slot) < len(w.entries) && w.entries[slot].kind != 0 {
+		w.entries[slot].seq = seq
 	}
 }
 
-// add puts topic in the cursor at seq, keeping the encoding order.
-func (w *cursorWriter) add(t Topic, seq int64) {
-	if i, ok := w.index[t]; ok {
-		w.entries[i].seq = seq
-		return
-	}
+// add puts topic in slot at seq, keeping the encoding order.
+func (w *cursorWriter) add(slot int32, t Topic, seq int64) {
 	k, id, err := t.parse()
-	if err != nil {
+	if err != nil || slot < 0 {
 		return
 	}
-	e := cursorEntry{k, id, seq}
-	i, _ := slices.BinarySearchFunc(w.entries, e, compareEntries)
-	w.entries = slices.Insert(w.entries, i, e)
-	w.reindex()
+	w.remove(slot)
+	for int(slot) >= len(w.entries) {
+		w.entries = append(w.entries, cursorEntry{})
+	}
+	w.entries[slot] = cursorEntry{k, id, seq}
+	i, _ := slices.BinarySearchFunc(w.order, slot, func(a, b int32) int { return compareEntries(w.entries[a], w.entries[b]) })
+	w.order = slices.Insert(w.order, i, slot)
 }
 
-// remove drops topic from the cursor.
-func (w *cursorWriter) remove(t Topic) {
-	if i, ok := w.index[t]; ok {
-		w.entries = slices.Delete(w.entries, i, i+1)
-		w.reindex()
+// remove drops the topic in slot from the cursor.
+func (w *cursorWriter) remove(slot int32) {
+	if slot < 0 || int(slot) >= len(w.entries) || w.entries[slot].kind == 0 {
+		return
 	}
-}
-
-func (w *cursorWriter) reindex() {
-	clear(w.index)
-	for i, e := range w.entries {
-		t, _ := makeTopic(e.kind, e.id)
-		w.index[t] = i
+	if i := slices.Index(w.order, slot); i >= 0 {
+		w.order = slices.Delete(w.order, i, i+1)
 	}
+	w.entries[slot] = cursorEntry{}
 }
 
 func compareEntries(a, b cursorEntry) int {
@@ -144,18 +148,11 @@ func compareEntries(a, b cursorEntry) int {
 	return cmp.Compare(a.id, b.id)
 }
 
-// get returns the seq recorded for topic.
-func (w *cursorWriter) get(t Topic) int64 {
-	if i, ok := w.index[t]; ok {
-		return w.entries[i].seq
-	}
-	return 0
-}
-
 // appendTo appends the encoded cursor (the same string as Cursor.Encode) to dst.
 func (w *cursorWriter) appendTo(dst []byte) []byte {
 	b := append(w.scratch[:0], cursorVersion)
-	for _, e := range w.entries {
+	for _, slot := range w.order {
+		e := &w.entries[slot]
 		b = append(b, e.kind)
 		b = binary.AppendUvarint(b, uint64(e.id))
 		b = binary.AppendUvarint(b, uint64(e.seq))

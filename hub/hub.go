@@ -87,11 +87,11 @@ type topicState struct {
 	topic Topic
 
 	mu      sync.Mutex
-	conns   map[*conn]struct{} // guarded by mu
-	ready   bool               // guarded by mu: last is known
-	last    int64              // guarded by mu
-	pending map[int64]*frame   // guarded by mu
-	filling bool               // guarded by mu: a fill worker runs
+	conns   map[*conn]int32  // guarded by mu: the followers, each with the topic's slot on it
+	ready   bool             // guarded by mu: last is known
+	last    int64            // guarded by mu
+	pending map[int64]*frame // guarded by mu
+	filling bool             // guarded by mu: a fill worker runs
 }
 
 type metrics struct {
@@ -349,8 +349,8 @@ func (h *Hub) drainLocked(ts *topicState) {
 
 func (h *Hub) fanOutLocked(ts *topicState, f *frame) {
 	ts.last = f.ev.Seq
-	for c := range ts.conns {
-		c.enqueueLive(f)
+	for c, slot := range ts.conns {
+		c.enqueueLive(f, slot)
 	}
 }
 
@@ -473,29 +473,41 @@ func (h *Hub) register(c *conn) error {
 		return errShuttingDown
 	}
 	h.conns[c] = struct{}{}
+	h.wg.Add(1) // done when the connection's reader has taken it off the hub
 	addTo(h.bySession, c.sessionID, c)
 	addTo(h.byUser, c.userID, c)
 	h.mu.Unlock()
 	h.m.conns.Inc()
-	h.attach(c, c.topics)
+	ts := make([]topicSlot, len(c.topics))
+	for i, t := range c.topics {
+		ts[i] = topicSlot{t, int32(i)}
+	}
+	h.attach(c, ts)
 	return nil
+}
+
+// topicSlot is a topic a connection follows and its slot there.
+type topicSlot struct {
+	topic Topic
+	slot  int32
 }
 
 // attach adds c to the topics' states, subscribing the bus to topics new on this node.
 // The connection joins each state under the hub lock, so a concurrent detach of the last
 // other follower cannot drop the state from under it.
-func (h *Hub) attach(c *conn, topics []Topic) {
+func (h *Hub) attach(c *conn, topics []topicSlot) {
 	var fresh []Topic
 	h.mu.Lock()
-	for _, t := range topics {
+	for _, x := range topics {
+		t := x.topic
 		ts := h.topics[t]
 		if ts == nil {
-			ts = &topicState{topic: t, conns: map[*conn]struct{}{}, pending: map[int64]*frame{}}
+			ts = &topicState{topic: t, conns: map[*conn]int32{}, pending: map[int64]*frame{}}
 			h.topics[t] = ts
 			fresh = append(fresh, t)
 		}
 		ts.mu.Lock()
-		ts.conns[c] = struct{}{}
+		ts.conns[c] = x.slot
 		ts.mu.Unlock()
 	}
 	h.mu.Unlock()

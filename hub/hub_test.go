@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard-hq/switchboard/hub"
 	"github.com/switchboard-hq/switchboard/internal/storetest"
@@ -431,5 +432,109 @@ func TestOversizedClientFrameClosesWithMessageTooBig(t *testing.T) {
 			}
 			return
 		}
+	}
+}
+
+func TestPingsCloseADeadPeerAndSpareALiveOne(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r := newRig(t, storetest.Open(t, store.SQLite), hub.Config{
+		PingInterval: 20 * time.Millisecond, WriteTimeout: time.Second, Metrics: reg})
+	live := r.dial("topics=channel:1&user=1") // reads all the time, so it answers pings
+	live.next()
+
+	// A peer that stops reading never answers a ping: the pong is read by the client's
+	// reader like any frame.
+	ctx := context.Background()
+	dead, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(r.srv.URL, "http")+"/?topics=channel:1&user=2", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dead.CloseNow()
+	if _, _, err := dead.Read(ctx); err != nil { // hello
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for disconnects(t, reg, "ping_timeout") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the peer that stopped reading was not closed for a ping timeout")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Reading again, the dead peer finds the close frame with its reason.
+	for {
+		if _, _, err = dead.Read(ctx); err != nil {
+			break
+		}
+	}
+	if websocket.CloseStatus(err) != websocket.StatusGoingAway || !strings.Contains(err.Error(), "ping timeout") {
+		t.Fatalf("got %v; want close 1001 ping timeout", err)
+	}
+	// The live client was pinged every 20 ms all along and is still there.
+	r.emit(hub.ChannelTopic(1), 1)
+	if m := live.next(); nOf(m) != 1 {
+		t.Fatalf("got %v; want the event n=1 on the live connection", m)
+	}
+	if n := disconnects(t, reg, "ping_timeout"); n != 1 {
+		t.Fatalf("%v ping timeouts; want only the dead peer's", n)
+	}
+}
+
+// disconnects reads switchboard_ws_disconnects_total for a reason.
+func disconnects(t *testing.T, reg *prometheus.Registry, reason string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "switchboard_ws_disconnects_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == reason {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func TestServeReturnsWhileTheConnectionLivesOn(t *testing.T) {
+	db := storetest.Open(t, store.SQLite)
+	log := hub.NewLog(db, nil)
+	h := hub.New(hub.Config{Log: log})
+	returned := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		h.Serve(w, req, hub.Client{UserID: 1, SessionID: 1, Topics: []hub.Topic{hub.ChannelTopic(1)}})
+		returned <- struct{}{}
+	}))
+	defer srv.Close()
+	r := &rig{t: t, db: db, log: log, hub: h, srv: srv}
+	c := r.dial("")
+	if m := c.next(); m["type"] != "hello" {
+		t.Fatalf("got %v; want hello", m)
+	}
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after starting the connection")
+	}
+	r.emit(hub.ChannelTopic(1), 7)
+	if m := c.next(); nOf(m) != 7 {
+		t.Fatalf("got %v; want the event n=7 after the handler returned", m)
+	}
+	// The hub, not the handler, owns the connection: Shutdown closes it and waits for it.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m := c.next(); m["type"] != "closed" || m["code"] != float64(websocket.StatusGoingAway) {
+		t.Fatalf("got %v; want close 1001", m)
+	}
+	if h.Connected(1) {
+		t.Fatal("the connection is still registered after Shutdown returned")
 	}
 }

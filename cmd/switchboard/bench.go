@@ -67,6 +67,7 @@ func benchFlags(stderr io.Writer) (*flag.FlagSet, *benchOptions) {
 	c := &o.cfg
 	fs.IntVar(&c.Clients, "clients", 1000, "WebSocket clients (10000 for the 10k mode)")
 	fs.IntVar(&c.Channels, "channels", 4, "SMS channels, each its own Twilio number; events are spread over them")
+	fs.BoolVar(&c.Spread, "spread", false, "spread the clients over the channels too: agent u is a member of channel u mod channels only, so each event reaches clients/channels clients (default: every agent in every SMS channel, every event to every client)")
 	fs.IntVar(&c.Users, "users", 100, "agents the clients log in as (client i is user i mod users)")
 	fs.IntVar(&c.Customers, "customers", 50, "distinct senders per channel")
 	fs.StringVar(&o.rates, "rate", "100", "fixed-rate phases: events per second, comma-separated (e.g. 0.1,1,10)")

@@ -16,7 +16,8 @@ import (
 )
 
 // bareServer is the baseline: a broadcast server written directly on coder/websocket,
-// with no database, no bus, no sessions and no cursors. Each published message is
+// with no database, no bus, no sessions and no cursors. A connection follows every topic,
+// or the one it names with ?topic= (spread runs). Each published message is
 // encoded once and queued to every connection (a queue bounded in bytes, like the hub's);
 // one writer goroutine per connection writes it, either one WebSocket message per event
 // or, when coalescing, everything queued as one message of objects separated by "\n".
@@ -29,7 +30,7 @@ type bareServer struct {
 	wg  sync.WaitGroup // connections
 
 	mu    sync.RWMutex
-	conns map[*bareConn]struct{} // guarded by mu
+	conns map[string]map[*bareConn]struct{} // guarded by mu: by the topic they follow, "" for all
 
 	seqMu sync.Mutex
 	seqs  map[string]int64 // guarded by seqMu
@@ -40,9 +41,10 @@ type bareServer struct {
 }
 
 type bareConn struct {
-	ws   *websocket.Conn
-	wake chan struct{} // capacity 1
-	done chan struct{} // closed when the reader ends
+	ws    *websocket.Conn
+	topic string        // ?topic=: the one topic it follows; "" for every topic
+	wake  chan struct{} // capacity 1
+	done  chan struct{} // closed when the reader ends
 
 	mu     sync.Mutex
 	queue  [][]byte // guarded by mu
@@ -61,7 +63,7 @@ func startBare() (*bareServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bareServer{queueBytes: bareQueueBytes, ln: ln, conns: map[*bareConn]struct{}{}, seqs: map[string]int64{}}
+	b := &bareServer{queueBytes: bareQueueBytes, ln: ln, conns: map[string]map[*bareConn]struct{}{}, seqs: map[string]int64{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", b.serveWS)
 	mux.HandleFunc("POST /publish", b.publish)
@@ -78,11 +80,14 @@ func (b *bareServer) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(64 << 10)
-	c := &bareConn{ws: ws, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &bareConn{ws: ws, topic: r.URL.Query().Get("topic"), wake: make(chan struct{}, 1), done: make(chan struct{})}
 	b.wg.Add(1)
 	defer b.wg.Done()
 	b.mu.Lock()
-	b.conns[c] = struct{}{}
+	if b.conns[c.topic] == nil {
+		b.conns[c.topic] = map[*bareConn]struct{}{}
+	}
+	b.conns[c.topic][c] = struct{}{}
 	b.mu.Unlock()
 	c.enqueue([]byte(`{"type":"hello"}`), b.queueBytes)
 
@@ -95,7 +100,7 @@ func (b *bareServer) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	b.mu.Lock()
-	delete(b.conns, c)
+	delete(b.conns[c.topic], c)
 	b.mu.Unlock()
 	close(c.done)
 	writer.Wait()
@@ -199,8 +204,13 @@ func (b *bareServer) publish(w http.ResponseWriter, r *http.Request) {
 	f := bareFrame(topic, seq, body, now)
 
 	b.mu.RLock()
-	for c := range b.conns {
+	for c := range b.conns[topic] {
 		c.enqueue(f, b.queueBytes)
+	}
+	if topic != "" {
+		for c := range b.conns[""] {
+			c.enqueue(f, b.queueBytes)
+		}
 	}
 	b.mu.RUnlock()
 	w.WriteHeader(http.StatusNoContent)
@@ -210,8 +220,10 @@ func (b *bareServer) publish(w http.ResponseWriter, r *http.Request) {
 func (b *bareServer) close(ctx context.Context) error {
 	err := b.srv.Shutdown(ctx)
 	b.mu.RLock()
-	for c := range b.conns {
-		c.ws.CloseNow()
+	for _, conns := range b.conns {
+		for c := range conns {
+			c.ws.CloseNow()
+		}
 	}
 	b.mu.RUnlock()
 	done := make(chan struct{})

@@ -43,8 +43,13 @@ const (
 
 // Config is one benchmark run. Zero values take the documented defaults.
 type Config struct {
-	Clients   int           // WebSocket clients; default 1,000
-	Channels  int           // SMS channels (Twilio numbers) the events are spread over; default 4
+	Clients  int // WebSocket clients; default 1,000
+	Channels int // SMS channels (Twilio numbers) the events are spread over; default 4
+	// Spread spreads the clients over the channels too: agent u belongs to channel
+	// u mod Channels only (Switchboard: an explicit membership; bare: ?topic=), so each
+	// event reaches Clients/Channels clients instead of all of them. Off, every agent is
+	// in every SMS channel (the product's default) and every event reaches every client.
+	Spread    bool
 	Users     int           // agents the clients log in as (client i uses user i mod Users); default 100, at most Clients
 	Customers int           // distinct senders per channel; default 50
 	Rates     []float64     // fixed-rate phases, events per second; default [100]
@@ -165,6 +170,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("fanoutbench: rate %v is not positive", r)
 		}
 	}
+	if c.Spread && c.Channels > c.Users {
+		return fmt.Errorf("fanoutbench: spreading over %d channels needs at least as many users (have %d)", c.Channels, c.Users)
+	}
 	if len(c.Rates) == 0 && c.SkipMax {
 		return errors.New("fanoutbench: no phase to run: no rates and the closed loop skipped")
 	}
@@ -196,6 +204,7 @@ type Machine struct {
 type ReportConfig struct {
 	Clients    int       `json:"clients"`
 	Channels   int       `json:"channels"`
+	Spread     bool      `json:"spread"` // clients spread over the channels: each event reaches Clients/Channels of them
 	Users      int       `json:"users"`
 	Customers  int       `json:"customers"`
 	Rates      []float64 `json:"rates"`
@@ -220,8 +229,9 @@ type MemResult struct {
 type PhaseResult struct {
 	Path             string        `json:"path"` // e.g. "switchboard", "bare/1-frame 150 B"
 	Clients          int           `json:"clients"`
-	Mode             string        `json:"mode"` // "rate" or "max"
-	Rate             float64       `json:"rate"` // offered events/s (rate mode)
+	Mode             string        `json:"mode"`      // "rate" or "max"
+	Rate             float64       `json:"rate"`      // offered events/s (rate mode)
+	PerEvent         float64       `json:"per_event"` // clients each event reaches
 	Published        int64         `json:"published"`
 	Delivered        int64         `json:"delivered"`
 	Expected         int64         `json:"expected"`
@@ -282,7 +292,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			FileLimit: soft, FileLimitHard: hard, ClientsInProcess: len(cfg.Loadgen) == 0,
 		},
 		Config: ReportConfig{
-			Clients: cfg.Clients, Channels: cfg.Channels, Users: cfg.Users, Customers: cfg.Customers,
+			Clients: cfg.Clients, Channels: cfg.Channels, Spread: cfg.Spread, Users: cfg.Users, Customers: cfg.Customers,
 			Rates: cfg.Rates, Duration: cfg.Duration.String(), Window: cfg.Window, Publishers: cfg.Publishers,
 			Database: databaseKind(cfg.DatabaseURL),
 		},
@@ -299,6 +309,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	d.rep.Targets = evaluate(d.rep)
 	return d.rep, nil
+}
+
+// spread is the connect spec's Spread: the channels, or 0 when every client gets everything.
+func (d *driver) spread() int {
+	if d.cfg.Spread {
+		return d.cfg.Channels
+	}
+	return 0
 }
 
 func (d *driver) logf(format string, args ...any) {
@@ -334,7 +352,7 @@ func (d *driver) run(ctx context.Context) error {
 // first.
 func (d *driver) runSwitchboard(ctx context.Context, label string, nodes int, redisURL string) (objectBytes int, err error) {
 	d.logf("%s: starting %d node(s) (%s), %d agents, %d SMS channels", label, nodes, d.rep.Config.Database, d.cfg.Users, d.cfg.Channels)
-	t, err := startSwitchboard(ctx, d.cfg.DatabaseURL, redisURL, d.cfg.RedisPrefix, nodes, d.cfg.Users, d.cfg.Channels, d.cfg.Logger)
+	t, err := startSwitchboard(ctx, d.cfg.DatabaseURL, redisURL, d.cfg.RedisPrefix, nodes, d.cfg.Users, d.cfg.Channels, d.cfg.Spread, d.cfg.Logger)
 	if err != nil {
 		return 0, err
 	}
@@ -350,7 +368,7 @@ func (d *driver) runSwitchboard(ctx context.Context, label string, nodes int, re
 		// are small), and only then: recording costs a stack walk per allocation.
 		runtime.MemProfileRate = 1
 	}
-	err = d.connect(ctx, label, t.connectSpec(d.cfg.Clients))
+	err = d.connect(ctx, label, t.connectSpec(d.cfg.Clients, d.spread()))
 	if profileHeap {
 		if err == nil {
 			err = writeHeapProfile(d.cfg.MemProfile)
@@ -441,7 +459,9 @@ func (d *driver) runBare(ctx context.Context, realBytes int) (err error) {
 		err = errors.Join(err, b.close(sctx))
 	}()
 	addr := b.ln.Addr().String()
-	if err := d.connect(ctx, PathBare, connectSpec{URLs: []string{"ws://" + addr + "/ws"}, Origins: []string{b.baseURL()}, Clients: d.cfg.Clients}); err != nil {
+	spec := connectSpec{URLs: []string{"ws://" + addr + "/ws"}, Origins: []string{b.baseURL()}, Clients: d.cfg.Clients,
+		Spread: d.spread(), Users: d.cfg.Users, TopicParam: true}
+	if err := d.connect(ctx, PathBare, spec); err != nil {
 		return err
 	}
 	defer func() { _, cerr := d.lg.call(request{Op: "close"}); err = errors.Join(err, cerr) }()
@@ -560,7 +580,7 @@ func (d *driver) phase(ctx context.Context, path string, ph phaseDef, pub publis
 	o1, w1 := counters()
 	res := resp.Result
 	r := &PhaseResult{
-		Path: path, Clients: d.cfg.Clients, Mode: ph.mode, Rate: ph.rate,
+		Path: path, Clients: d.cfg.Clients, Mode: ph.mode, Rate: ph.rate, PerEvent: res.PerEvent,
 		Published: res.Published, Delivered: res.Delivered, Expected: res.Expected, Elapsed: res.Elapsed,
 		Commit: res.Commit, CommitByNode: res.GroupCommit, Send: res.Send, PubLag: res.PubLag, PresenceFrames: res.Presence,
 		Resumes: res.Resumes, AllResumed: res.AllResumed, PubRetries: res.PubRetries,

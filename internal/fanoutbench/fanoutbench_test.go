@@ -52,6 +52,23 @@ func TestFanoutTinyScale(t *testing.T) {
 	}
 }
 
+// TestFanoutSpread spreads the clients over the channels: each event reaches only the
+// clients of its channel (half of them), on both servers, and no client gets another's.
+func TestFanoutSpread(t *testing.T) {
+	rep := runTiny(t, Config{Spread: true, Baselines: []string{BaselineSmall}})
+	if got, want := len(rep.Phases), 4; got != want {
+		t.Fatalf("got %d phases; want %d", got, want)
+	}
+}
+
+// TestFanoutSpreadThenAllOnOneDatabase: the channels outlive a run in a reused database;
+// a run without spread after a spread one still reaches every client.
+func TestFanoutSpreadThenAllOnOneDatabase(t *testing.T) {
+	url := storetest.URL(t, store.Postgres)
+	runTiny(t, Config{Paths: []string{PathSwitchboard}, DatabaseURL: url, Spread: true, SkipMax: true})
+	runTiny(t, Config{Paths: []string{PathSwitchboard}, DatabaseURL: url, SkipMax: true})
+}
+
 // TestFanoutTwoNodes runs the two-node path: PostgreSQL, Redis, clients on both nodes.
 func TestFanoutTwoNodes(t *testing.T) {
 	rep := runTiny(t, Config{
@@ -83,7 +100,7 @@ func runTiny(t *testing.T, cfg Config) *Report {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cfg.Clients, cfg.Users, cfg.Channels, cfg.Customers = tinyClients, 3, 2, 5
+	cfg.Clients, cfg.Users, cfg.Channels, cfg.Customers = tinyClients, 4, 2, 5
 	cfg.Rates, cfg.Duration, cfg.Window, cfg.Publishers = []float64{tinyRate}, 500*time.Millisecond, 20, 2
 	cfg.Settle, cfg.Verify = 200*time.Millisecond, true
 	cfg.Loadgen, cfg.LoadgenEnv = []string{exe}, []string{loadgenEnv + "=1"}
@@ -102,9 +119,13 @@ func runTiny(t *testing.T, cfg Config) *Report {
 		if !p.Valid {
 			t.Errorf("%s: invalid: %s", name, p.Problem)
 		}
-		if p.Published <= 0 || p.Delivered != p.Published*tinyClients || p.Expected != p.Delivered {
-			t.Errorf("%s: published %d, delivered %d, expected %d; want every event to all %d clients once",
-				name, p.Published, p.Delivered, p.Expected, tinyClients)
+		perEvent := tinyClients // 4 agents over 2 channels: each channel has half the clients
+		if cfg.Spread {
+			perEvent = tinyClients / 2
+		}
+		if p.Published <= 0 || p.PerEvent != float64(perEvent) || p.Delivered != p.Published*int64(perEvent) || p.Expected != p.Delivered {
+			t.Errorf("%s: published %d, delivered %d, expected %d, %.0f clients per event; want every event to the %d clients of its channel once",
+				name, p.Published, p.Delivered, p.Expected, p.PerEvent, perEvent)
 		}
 		if p.Mode == modeRate && p.Published != tinyRate/2 {
 			t.Errorf("%s: published %d; want %d (%d/s for 0.5 s)", name, p.Published, tinyRate/2, tinyRate)

@@ -79,6 +79,7 @@ type load struct {
 	closing atomic.Bool
 	verify  bool
 	resume  bool
+	spread  int // channels the clients are spread over; 0: every client gets every event
 	hc      *http.Client
 	groups  int
 	stats   atomic.Pointer[runStats]
@@ -130,16 +131,17 @@ func (st *runStats) fail(msg string) {
 
 // client is one WebSocket connection and what it has seen.
 type client struct {
-	id     int
-	group  int // which URL it connected to
-	url    string
-	header http.Header
-	ws     atomic.Pointer[websocket.Conn]
-	hello  chan struct{} // closed on the first hello
-	dead   chan struct{} // closed when the reader ends
-	got    atomic.Int64  // events received in this run
-	last   atomic.Int64  // unix ns of the last event received
-	gone   atomic.Bool   // the connection ended while it should not have
+	id      int
+	group   int // which URL it connected to
+	channel int // spread mode: the one channel (index from 0) whose events it gets
+	url     string
+	header  http.Header
+	ws      atomic.Pointer[websocket.Conn]
+	hello   chan struct{} // closed on the first hello
+	dead    chan struct{} // closed when the reader ends
+	got     atomic.Int64  // events received in this run
+	last    atomic.Int64  // unix ns of the last event received
+	gone    atomic.Bool   // the connection ended while it should not have
 
 	helloed bool             // owned by the reader
 	seqs    map[string]int64 // owned by the reader: last seq per topic, across runs
@@ -181,7 +183,10 @@ func (l *load) connect(ctx context.Context, spec *connectSpec) (*connectResult, 
 	}
 	l.closeAll()
 	l.closing.Store(false)
-	l.verify, l.resume = spec.Verify, spec.Resume
+	l.verify, l.resume, l.spread = spec.Verify, spec.Resume, spec.Spread
+	if spec.Spread > 0 && spec.Users <= 0 {
+		return nil, errors.New("spread clients need the number of users")
+	}
 	l.groups = len(spec.URLs)
 	l.stats.Store(newRunStats(l.groups))
 	l.hc = &http.Client{Transport: newTransport(1)}
@@ -227,6 +232,12 @@ func (l *load) start(ctx context.Context, spec *connectSpec, i int) (*client, er
 		id: i, group: group, url: spec.URLs[group], header: http.Header{"Origin": {spec.Origins[group]}},
 		hello: make(chan struct{}), dead: make(chan struct{}), seqs: map[string]int64{},
 	}
+	if spec.Spread > 0 {
+		c.channel = (i % spec.Users) % spec.Spread
+		if spec.TopicParam {
+			c.url += "?topic=channel:" + strconv.Itoa(c.channel+1)
+		}
+	}
 	if len(spec.Cookies) > 0 {
 		c.header.Set("Cookie", spec.Cookies[i%len(spec.Cookies)])
 	}
@@ -261,7 +272,11 @@ func (l *load) start(ctx context.Context, spec *connectSpec, i int) (*client, er
 func (l *load) dial(ctx context.Context, c *client) error {
 	u := c.url
 	if len(c.cursor) > 0 {
-		u += "?cursor=" + url.QueryEscape(string(c.cursor))
+		sep := "?"
+		if strings.Contains(u, "?") {
+			sep = "&"
+		}
+		u += sep + "cursor=" + url.QueryEscape(string(c.cursor))
 	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -583,7 +598,12 @@ func (l *load) run(ctx context.Context, spec *runSpec) (*runResult, error) {
 		c.got.Store(0)
 		c.last.Store(0)
 	}
-	p := &publisher{spec: spec.Pub, l: l, hc: &http.Client{Transport: newTransport(256), Timeout: 30 * time.Second}}
+	if l.spread > 0 && l.spread != spec.Pub.Channels {
+		return nil, fmt.Errorf("clients are spread over %d channels; the publisher writes to %d", l.spread, spec.Pub.Channels)
+	}
+	p := &publisher{spec: spec.Pub, l: l, hc: &http.Client{Transport: newTransport(256), Timeout: 30 * time.Second},
+		okCh: make([]atomic.Int64, spec.Pub.Channels), startedCh: make([]atomic.Int64, spec.Pub.Channels),
+		failedCh: make([]atomic.Int64, spec.Pub.Channels)}
 	defer p.hc.CloseIdleConnections()
 	cpu0 := cpuTime()
 	start := time.Now()
@@ -603,12 +623,12 @@ func (l *load) run(ctx context.Context, spec *runSpec) (*runResult, error) {
 	}
 	res := &runResult{PublishTook: time.Since(start), Published: p.ok.Load(), PubFailed: p.failed.Load(), PubLag: time.Duration(p.lag.Load()), PubRetries: p.retries.Load()}
 
-	// Drain: wait for every live client to have every accepted event.
+	// Drain: wait for every live client to have every accepted event it follows.
 	deadline := time.Now().Add(spec.Drain)
 	for {
 		done := true
 		for _, c := range l.clients {
-			if !c.gone.Load() && c.got.Load() < res.Published {
+			if !c.gone.Load() && c.got.Load() < p.expected(c) {
 				done = false
 				break
 			}
@@ -623,16 +643,21 @@ func (l *load) run(ctx context.Context, spec *runSpec) (*runResult, error) {
 		if c.gone.Load() {
 			res.Disconnects++
 		}
-		if c.got.Load() != res.Published {
+		if c.got.Load() != p.expected(c) {
 			res.Incomplete++
 		}
+		res.Expected += p.expected(c)
 		lastNS = max(lastNS, c.last.Load())
 	}
 	if lastNS > 0 {
 		res.Elapsed = time.Duration(lastNS - start.UnixNano())
 	}
 	res.ClientCPU = cpuTime() - cpu0
-	res.Expected = res.Published * int64(len(l.clients))
+	if l.spread > 0 {
+		res.PerEvent = float64(len(l.clients)) / float64(l.spread)
+	} else {
+		res.PerEvent = float64(len(l.clients))
+	}
 	res.Delivered = st.delivered.Load()
 	res.Messages = st.messages.Load()
 	res.Presence = st.presence.Load()
@@ -657,11 +682,15 @@ func (l *load) run(ctx context.Context, spec *runSpec) (*runResult, error) {
 
 // publisher posts events: signed Twilio webhooks, or bare publishes.
 type publisher struct {
-	spec   publishSpec
-	l      *load
-	hc     *http.Client
-	ok     atomic.Int64
-	failed atomic.Int64
+	spec    publishSpec
+	l       *load
+	hc      *http.Client
+	ok      atomic.Int64
+	failed  atomic.Int64
+	started atomic.Int64 // closed loop
+
+	// Per channel (index from 0): events accepted, started and failed.
+	okCh, startedCh, failedCh []atomic.Int64
 
 	retryUntil time.Time // zero: no retries
 	retries    atomic.Int64
@@ -721,12 +750,14 @@ func (p *publisher) record(ctx context.Context, idx int64) {
 		err := p.post(ctx, idx)
 		if err == nil {
 			p.ok.Add(1)
+			p.okCh[idx%int64(p.spec.Channels)].Add(1)
 			return
 		}
 		// Retrying is safe: the same index is the same MessageSid, which the server
 		// accepts once (Twilio retries the same way).
 		if p.retryUntil.IsZero() || time.Now().After(p.retryUntil) || ctx.Err() != nil {
 			p.failed.Add(1)
+			p.failedCh[idx%int64(p.spec.Channels)].Add(1)
 			p.l.stats.Load().fail(fmt.Sprintf("event %d: %v", idx, err))
 			return
 		}
@@ -772,7 +803,9 @@ func (p *publisher) runRate(ctx context.Context, spec *runSpec, start time.Time)
 func (p *publisher) runMax(ctx context.Context, spec *runSpec, start time.Time) {
 	deadline := start.Add(spec.Duration)
 	window := int64(max(1, spec.Window))
-	var minGot atomic.Int64
+	// The scanner keeps the largest lag of any live client: the events started on what it
+	// follows (every channel, or its one channel when spread) that it has not received.
+	var maxLag atomic.Int64
 	stop := make(chan struct{})
 	var scanner sync.WaitGroup
 	scanner.Add(1)
@@ -786,32 +819,50 @@ func (p *publisher) runMax(ctx context.Context, spec *runSpec, start time.Time) 
 				return
 			case <-t.C:
 			}
-			m := int64(-1)
+			var m int64
 			for _, c := range p.l.clients {
-				if g := c.got.Load(); !c.gone.Load() && (m < 0 || g < m) {
-					m = g
+				if c.gone.Load() {
+					continue
 				}
+				var lag int64
+				if p.l.spread > 0 {
+					lag = p.startedCh[c.channel].Load() - p.failedCh[c.channel].Load() - c.got.Load()
+				} else {
+					lag = p.started.Load() - p.failed.Load() - c.got.Load()
+				}
+				m = max(m, lag)
 			}
-			minGot.Store(m)
+			maxLag.Store(m)
 		}
 	}()
-	var started atomic.Int64
 	var wg sync.WaitGroup
 	for range max(1, spec.Publishers) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil && time.Now().Before(deadline) {
-				if started.Load()-p.failed.Load()-minGot.Load() >= window {
+				if maxLag.Load() >= window {
 					time.Sleep(200 * time.Microsecond)
 					continue
 				}
-				started.Add(1)
-				p.record(ctx, p.l.next.Add(1)-1)
+				idx := p.l.next.Add(1) - 1
+				p.started.Add(1)
+				p.startedCh[idx%int64(p.spec.Channels)].Add(1)
+				// The scanner has not seen this start yet: count it against the window now.
+				maxLag.Add(1)
+				p.record(ctx, idx)
 			}
 		}()
 	}
 	wg.Wait()
 	close(stop)
 	scanner.Wait()
+}
+
+// expected is how many of the accepted events client c should have received.
+func (p *publisher) expected(c *client) int64 {
+	if p.l.spread > 0 {
+		return p.okCh[c.channel].Load()
+	}
+	return p.ok.Load()
 }

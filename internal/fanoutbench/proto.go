@@ -31,6 +31,14 @@ type connectSpec struct {
 	Parallel int      `json:"parallel"`
 	Verify   bool     `json:"verify"` // decode every object fully and cross-check the fast parser
 	Resume   bool     `json:"resume"` // reconnect with the last cursor when a connection ends
+	// Spread, when above zero, is the number of channels the clients are spread over:
+	// client i follows only channel (i mod Users) mod Spread (its agent's one channel), so
+	// it expects only that channel's events. Zero: every client gets every event.
+	Spread int `json:"spread,omitempty"`
+	Users  int `json:"users,omitempty"`
+	// TopicParam makes each spread client name its channel in the URL (?topic=channel:N,
+	// N from 1), as the bare server takes it; Switchboard knows it from the membership.
+	TopicParam bool `json:"topic_param,omitempty"`
 }
 
 // Publisher kinds.
@@ -86,7 +94,8 @@ type runResult struct {
 	PubFailed   int64         `json:"pub_failed"`   // publishes answered with an error
 	PubRetries  int64         `json:"pub_retries"`  // failed attempts retried
 	PubLag      time.Duration `json:"pub_lag"`      // rate mode: worst lateness of a publish behind schedule
-	Expected    int64         `json:"expected"`     // Published × clients
+	Expected    int64         `json:"expected"`     // Σ over clients of the accepted events each follows
+	PerEvent    float64       `json:"per_event"`    // clients each event reaches
 	Delivered   int64         `json:"delivered"`    // event objects received
 	Messages    int64         `json:"messages"`     // WebSocket messages received
 	Presence    int64         `json:"presence"`     // presence frames received (not events)

@@ -85,8 +85,8 @@ func evaluate(r *Report) []Target {
 		if p.Path != PathSwitchboard || p.Mode != modeRate {
 			continue
 		}
-		offered := p.Rate * float64(p.Clients)
-		details = append(details, fmt.Sprintf("p99 %v at %.0f deliveries/s, %d clients", ms(p.Commit.P99), offered, p.Clients))
+		offered := p.Rate * p.PerEvent
+		details = append(details, fmt.Sprintf("p99 %v at %.0f deliveries/s, %d clients, %.0f per event", ms(p.Commit.P99), offered, p.Clients, p.PerEvent))
 		if p.Clients < 10000 || offered < 1000 || !p.Valid {
 			continue
 		}
@@ -121,9 +121,9 @@ func evaluate(r *Report) []Target {
 			continue
 		}
 		far := p.CommitByNode[1] // clients on the node that did not take the webhooks
-		details = append(details, fmt.Sprintf("p99 %v for the clients on the other node (%v on the webhook's node) at %.0f deliveries/s, %d clients",
-			ms(far.P99), ms(p.CommitByNode[0].P99), p.Rate*float64(p.Clients), p.Clients))
-		if !p.Valid || p.Clients < 10000 || p.Rate*float64(p.Clients) < 1000 {
+		details = append(details, fmt.Sprintf("p99 %v for the clients on the other node (%v on the webhook's node) at %.0f deliveries/s, %d clients, %.0f per event",
+			ms(far.P99), ms(p.CommitByNode[0].P99), p.Rate*p.PerEvent, p.Clients, p.PerEvent))
+		if !p.Valid || p.Clients < 10000 || p.Rate*p.PerEvent < 1000 {
 			continue
 		}
 		if far.P99 < 100*time.Millisecond {
@@ -159,6 +159,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 	c := r.Config
 	fmt.Fprintf(w, "Run: %d clients, %d SMS channels, %d agents, %d senders per channel, %s per phase, closed-loop window %d events with %d publishers; Switchboard on %s\n",
 		c.Clients, c.Channels, c.Users, c.Customers, c.Duration, c.Window, c.Publishers, c.Database)
+	if c.Spread {
+		fmt.Fprintf(w, "Spread: agent u is in channel u mod %d only; each event reaches %d clients.\n", c.Channels, c.Clients/c.Channels)
+	} else {
+		fmt.Fprintln(w, "Not spread: every agent is in every channel; each event reaches every client.")
+	}
 	if m.ClientsInProcess {
 		fmt.Fprintln(w, "Clients ran in the server's process: CPU and memory figures include the clients'.")
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/switchboard-hq/switchboard/channels"
 	"github.com/switchboard-hq/switchboard/channels/sms"
 	"github.com/switchboard-hq/switchboard/server"
+	"github.com/switchboard-hq/switchboard/store"
 )
 
 // sbTarget is one Switchboard node, or several on one database and one Redis, on
@@ -35,6 +36,7 @@ type sbTarget struct {
 	sid     string
 	numbers []string
 	cookies []string
+	userIDs []int64 // the agents, in login order: client i is agent i mod len
 }
 
 type sbNode struct {
@@ -48,8 +50,8 @@ type sbNode struct {
 // startSwitchboard starts nodes (more than one needs redisURL), creates users agents and
 // logs each in once through POST /api/session on the first node (connections share those
 // sessions: one user may hold many), and makes nchannels SMS channels, each its own Twilio
-// number.
-func startSwitchboard(ctx context.Context, databaseURL, redisURL, redisPrefix string, nodes, users, nchannels int, log *slog.Logger) (_ *sbTarget, err error) {
+// number. With spread, agent u is a member of channel u mod nchannels only.
+func startSwitchboard(ctx context.Context, databaseURL, redisURL, redisPrefix string, nodes, users, nchannels int, spread bool, log *slog.Logger) (_ *sbTarget, err error) {
 	t := &sbTarget{runID: randomHex(4), token: randomHex(16), sid: "AC" + strings.Repeat("0", 32)}
 	defer func() {
 		if err != nil {
@@ -98,7 +100,49 @@ func startSwitchboard(ctx context.Context, databaseURL, redisURL, redisPrefix st
 	if t.cookies, err = t.login(ctx, users); err != nil {
 		return nil, err
 	}
+	if err := t.membership(ctx, spread); err != nil {
+		return nil, err
+	}
 	return t, nil
+}
+
+// membership sets who belongs to the benchmark's SMS channels: with spread, agent u (in
+// login order) belongs to channel u mod channels only, so that an event reaches the
+// connections of a slice of the agents; without, every agent belongs to every channel (the
+// product's default). The product's rule is that every agent is in every SMS channel
+// "unless an admin narrows it"; the channels package has no API for narrowing yet, so the
+// benchmark writes the rows such an API would write (all_agents off, channel_members rows,
+// as team channels have), before any client connects. The channels outlive a run in a
+// reused PostgreSQL database, so a run without spread widens again what an earlier spread
+// run narrowed.
+func (t *sbTarget) membership(ctx context.Context, spread bool) error {
+	s := t.nodes[0].s
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	for k, number := range t.numbers {
+		ch, err := s.Channels.ByAddress(ctx, channels.SMS, number)
+		if err != nil {
+			return fmt.Errorf("fanoutbench: channel %s: %w", number, err)
+		}
+		if !spread && ch.AllAgents {
+			continue
+		}
+		err = s.DB.InTx(ctx, func(tx *store.Tx) error {
+			if _, err := tx.ExecContext(ctx, `UPDATE channels SET all_agents = $2 WHERE id = $1`, ch.ID, !spread); err != nil {
+				return err
+			}
+			for u := k; spread && u < len(t.userIDs); u += len(t.numbers) {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO channel_members (channel_id, user_id, joined_at) VALUES ($1, $2, $3)`,
+					ch.ID, t.userIDs[u], now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("fanoutbench: membership of channel %s: %w", number, err)
+		}
+	}
+	return nil
 }
 
 // serve builds the node's server and serves it on its listener.
@@ -139,6 +183,7 @@ func (t *sbTarget) restart(ctx context.Context) (time.Duration, error) {
 // login creates n agents and logs each in over HTTP, returning their session cookies.
 func (t *sbTarget) login(ctx context.Context, n int) ([]string, error) {
 	cookies := make([]string, n)
+	t.userIDs = make([]int64, n)
 	hc := &http.Client{Transport: newTransport(4), Timeout: time.Minute}
 	defer hc.CloseIdleConnections()
 	sem := make(chan struct{}, 4) // argon2id runs a few at a time anyway
@@ -153,52 +198,53 @@ func (t *sbTarget) login(ctx context.Context, n int) ([]string, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c, err := t.agent(ctx, hc, i)
+			c, id, err := t.agent(ctx, hc, i)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil && firstErr == nil {
 				firstErr = err
 			}
-			cookies[i] = c
+			cookies[i], t.userIDs[i] = c, id
 		}()
 	}
 	wg.Wait()
 	return cookies, firstErr
 }
 
-func (t *sbTarget) agent(ctx context.Context, hc *http.Client, i int) (string, error) {
+func (t *sbTarget) agent(ctx context.Context, hc *http.Client, i int) (string, int64, error) {
 	email := fmt.Sprintf("bench-%s-%d@example.com", t.runID, i)
 	password := "bench-password-" + t.runID
-	if _, err := t.nodes[0].s.Accounts.CreateUser(ctx, accounts.NewUser{
+	u, err := t.nodes[0].s.Accounts.CreateUser(ctx, accounts.NewUser{
 		Email: email, Name: fmt.Sprintf("Bench Agent %d", i), Role: accounts.RoleAgent, Password: password,
-	}); err != nil {
-		return "", fmt.Errorf("fanoutbench: create user: %w", err)
+	})
+	if err != nil {
+		return "", 0, fmt.Errorf("fanoutbench: create user: %w", err)
 	}
 	body := fmt.Sprintf(`{"email":%q,"password":%q}`, email, password)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.nodes[0].base+"/api/session", strings.NewReader(body))
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("fanoutbench: login: %w", err)
+		return "", 0, fmt.Errorf("fanoutbench: login: %w", err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("fanoutbench: login: %s", resp.Status)
+		return "", 0, fmt.Errorf("fanoutbench: login: %s", resp.Status)
 	}
 	for _, c := range resp.Cookies() {
 		if c.Name == accounts.CookieName {
-			return c.Name + "=" + c.Value, nil
+			return c.Name + "=" + c.Value, u.ID, nil
 		}
 	}
-	return "", errors.New("fanoutbench: login set no session cookie")
+	return "", 0, errors.New("fanoutbench: login set no session cookie")
 }
 
 // connectSpec spreads the clients over the nodes: client i connects to node i mod nodes.
-func (t *sbTarget) connectSpec(clients int) connectSpec {
-	spec := connectSpec{Cookies: t.cookies, Clients: clients}
+func (t *sbTarget) connectSpec(clients, spread int) connectSpec {
+	spec := connectSpec{Cookies: t.cookies, Clients: clients, Spread: spread, Users: len(t.cookies)}
 	for _, n := range t.nodes {
 		spec.URLs = append(spec.URLs, "ws://"+n.ln.Addr().String()+"/ws")
 		spec.Origins = append(spec.Origins, n.base)
