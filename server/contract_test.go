@@ -48,6 +48,9 @@ func TestContractConfigBadValues(t *testing.T) {
 		{"IMAP_URL", []string{"IMAP_URL=imaps://mail.example.com/INBOX"}, false, "no credentials"},
 		{"SMTP_URL", []string{"SMTP_URL=ftp://mail.example.com"}, false, "not smtp(s)"},
 		{"EMAIL_FROM", []string{"EMAIL_FROM=<<not an address"}, false, "not an address"},
+		{"SWITCHBOARD_ADDR", []string{"SWITCHBOARD_ADDR=127.0.0.1:99999"}, false, "port out of range"},
+		{"DATABASE_URL", []string{"DATABASE_URL=sqlite:/proc/no/such/dir/x.db"}, false, "SQLite folder that cannot be made"},
+		{"DATABASE_URL", []string{"DATABASE_URL=" + ctMissingPostgresDB()}, false, "PostgreSQL database that does not exist"},
 	}
 	dir := t.TempDir()
 	for _, tc := range cases {
@@ -74,6 +77,13 @@ func TestContractConfigBadValues(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "never.db")); err == nil {
 		t.Error("a refused configuration still created the database: it started half-configured")
 	}
+}
+
+// ctMissingPostgresDB is a URL of the test server naming a database that does not exist.
+func ctMissingPostgresDB() string {
+	u, _ := url.Parse(storetest.PostgresURL())
+	u.Path = "/no_such_database_contract"
+	return u.String()
 }
 
 // TestContractCLI: version, migrate and user add.
@@ -743,6 +753,15 @@ func ctChannels(t *testing.T, o *ctOrg) {
 	}
 	if got := ctNum(list(o.bob)["team:Escalations"], "unread"); got != 0 {
 		t.Errorf("bob's unread after reading: %d; want 0", got)
+	}
+	// The contract names POST …/read without a body: it marks the whole feed read.
+	o.n.sms("SMchannel0000000000000000000000001", "+15551110003", "unread one")
+	if got := ctNum(list(o.alice)["sms:"+fmt.Sprint(smsCh["name"])], "unread"); got == 0 {
+		t.Fatalf("alice has no unread message in the SMS feed after a customer wrote")
+	}
+	o.alice.want(200, "POST", fmt.Sprintf("/api/channels/%d/read", smsID), nil, nil)
+	if got := ctNum(list(o.alice)["sms:"+fmt.Sprint(smsCh["name"])], "unread"); got != 0 {
+		t.Errorf("alice's SMS unread after POST read with no body: %d; want 0", got)
 	}
 	ctWantError(t, o.alice.do("POST", fmt.Sprintf("/api/channels/%d/messages", id), map[string]any{"body": ""}), 400)
 	ctWantError(t, o.alice.do("GET", "/api/channels/999999/messages", nil), 404)
