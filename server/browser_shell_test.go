@@ -175,7 +175,8 @@ func TestBrowserShortcutsTrackerAndPhone(t *testing.T) {
 	// Phone width.
 	p.do("a phone-sized window", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
 	p.do("open the SMS feed", chromedp.Click(chromedp.CSS(`#nav-toggle`)))
-	p.wait("the menu open", `document.body.classList.contains('nav-open') && getComputedStyle(document.getElementById('sidebar')).visibility === 'visible'`)
+	p.wait("the menu open, slid in", `document.body.classList.contains('nav-open') && getComputedStyle(document.getElementById('sidebar')).visibility === 'visible'
+		&& document.getElementById('sidebar').getBoundingClientRect().left === 0`)
 	p.do("pick the SMS channel", chromedp.Click(chromedp.CSS(chanSel(smsID))))
 	p.wait("the feed, full width, the menu closed", `!document.body.classList.contains('nav-open')
 		&& getComputedStyle(document.getElementById('sidebar')).visibility === 'hidden'

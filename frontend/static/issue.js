@@ -40,6 +40,10 @@ export class IssueView {
     this.id = null;
     this.issue = null;
     this.comments = new Map(); // id → comment
+    // Delivery states heard live, by comment id, numbered in the order heard: a reload that
+    // was asked for before one of them must not bring back the older state it read.
+    this.delivery = new Map(); // comment id → {state: {delivery_status, error_reason}, seq}
+    this.seq = 0;
     this.activity = new Map(); // id → entry
     this.viewers = new Map(); // user id → {name, typing, at}
     this.teams = [];
@@ -63,12 +67,8 @@ export class IssueView {
     });
     ctx.onEvent('comment.delivery', (o) => {
       const d = o.data || {};
-      if (!mine(o) && this.comments.get(d.comment_id) == null) return;
-      const c = this.comments.get(d.comment_id);
-      if (!c || !d.delivery_status) return;
-      c.delivery_status = d.delivery_status;
-      c.error_reason = d.error_reason || d.delivery?.error_reason || '';
-      this.paintDelivery(c);
+      if (!mine(o) || !d.delivery_status) return;
+      this.setDelivery(d.comment_id, d.delivery_status, d.error_reason || d.delivery?.error_reason || '');
     });
     ctx.onEvent('issue.viewing', (o) => {
       const d = o.data || {};
@@ -169,6 +169,7 @@ export class IssueView {
     this.sla = undefined;
     this.gen++;
     this.comments.clear();
+    this.delivery.clear();
     this.activity.clear();
     this.viewers.clear();
     clearTimeout(this.refetchTimer);
@@ -186,6 +187,7 @@ export class IssueView {
     const id = this.id;
     if (id == null) return;
     const gen = ++this.gen;
+    const mark = this.seq;
     let data;
     try {
       data = await this.ctx.api.issue(id, this.ctx.signal);
@@ -199,7 +201,10 @@ export class IssueView {
     setText($('conv-status'), '');
     setText($('conv-error'), '');
     const first = this.issue == null;
-    for (const c of data.comments || []) this.comments.set(c.id, { ...this.comments.get(c.id), ...c });
+    for (const c of data.comments || []) {
+      const live = this.delivery.get(c.id);
+      this.comments.set(c.id, { ...this.comments.get(c.id), ...c, ...(live && live.seq > mark ? live.state : null) });
+    }
     for (const a of data.activity || []) this.activity.set(a.id, a);
     this.setIssue(data.issue);
     this.renderConversation();
@@ -234,6 +239,8 @@ export class IssueView {
 
   setIssue(issue) {
     if (!issue || issue.id !== this.id) return;
+    // An answer read before a change that is already shown is not shown over it.
+    if (this.issue && Date.parse(issue.updated_at) < Date.parse(this.issue.updated_at)) return;
     this.issue = issue;
     setText($('issue-title'), `#${issue.id} ${issue.subject || customerLabel(issue.customer)}`);
     this.renderPreview();
@@ -282,9 +289,19 @@ export class IssueView {
 
   addComment(c) {
     if (c.issue_id != null && c.issue_id !== this.id) return;
-    const had = this.comments.get(c.id);
-    this.comments.set(c.id, { ...had, ...c, delivery_status: had?.delivery_status && !c.delivery_status ? had.delivery_status : c.delivery_status ?? had?.delivery_status });
+    // A comment as it was created (a reply "queued") may come after the reports on it.
+    this.comments.set(c.id, { ...this.comments.get(c.id), ...c, ...this.delivery.get(c.id)?.state });
     this.renderConversation();
+  }
+
+  /** setDelivery records a reply's delivery state as heard now, and shows it. */
+  setDelivery(commentID, status, reason) {
+    const state = { delivery_status: status, error_reason: reason };
+    this.delivery.set(commentID, { state, seq: ++this.seq });
+    const c = this.comments.get(commentID);
+    if (!c) return; // the comment itself comes later; addComment applies this
+    Object.assign(c, state);
+    this.paintDelivery(c);
   }
 
   renderComment(c) {
@@ -340,9 +357,7 @@ export class IssueView {
       if (!d) throw new Error('this reply has no delivery to act on');
       const r = await this.ctx.api.request('POST', `/api/outbox/${d.id}/${action}`);
       if (id !== this.id) return;
-      c.delivery_status = r.delivery?.delivery_status || c.delivery_status;
-      c.error_reason = r.delivery?.error_reason || '';
-      this.paintDelivery(c);
+      this.setDelivery(c.id, r.delivery?.delivery_status || c.delivery_status, r.delivery?.error_reason || '');
     } catch (err) {
       if (id === this.id) setText($('issue-error'), `${action === 'retry' ? 'Not sent again' : 'Not discarded'}: ${err.message}`);
     }
