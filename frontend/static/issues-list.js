@@ -18,6 +18,7 @@ export class IssueList {
     this.ctx = ctx;
     this.list = $('issue-list');
     this.issues = []; // newest first
+    this.latest = new Map(); // id → the newest state heard live (a page read earlier may be older)
     this.selected = null;
     this.next = null; // next_before, when there are more
     this.gen = 0;
@@ -98,7 +99,10 @@ export class IssueList {
     }
     if (gen !== this.gen) return;
     this.loaded = true;
-    const got = data.issues || [];
+    const got = (data.issues || []).map((i) => {
+      const l = this.latest.get(i.id);
+      return l && Date.parse(l.updated_at) > Date.parse(i.updated_at) ? { ...i, ...l, customer: i.customer } : i;
+    }).filter((i) => this.matches(i) || i.id === this.selected);
     this.issues = more ? this.issues.concat(got.filter((i) => !this.issues.some((x) => x.id === i.id))) : got;
     this.next = data.has_more ? data.next_before : null;
     this.render();
@@ -133,7 +137,12 @@ export class IssueList {
 
   /** apply takes a live issue: updated in place, added when new and matching, or dropped. */
   apply(issue) {
-    if (!this.loaded || issue?.id == null) return;
+    if (issue?.id == null) return;
+    const known = this.latest.get(issue.id);
+    if (known && Date.parse(issue.updated_at) < Date.parse(known.updated_at)) return; // older than shown
+    if (this.latest.size > 5000) this.latest.clear(); // a day's worth; older pages are reloaded anyway
+    this.latest.set(issue.id, issue);
+    if (!this.loaded) return;
     const i = this.issues.findIndex((x) => x.id === issue.id);
     if (i >= 0) {
       const merged = { ...this.issues[i], ...issue };
