@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/gorilla/mux"
@@ -62,7 +63,7 @@ func (h *Handler) createTeam(w http.ResponseWriter, r *http.Request) {
 	case name == "":
 		h.fail(w, r, httpx.Errorf(http.StatusBadRequest, "name must not be empty"))
 		return
-	case !utf8.ValidString(name) || strings.ContainsFunc(name, func(c rune) bool { return c < ' ' || c == 0x7f }):
+	case !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl):
 		h.fail(w, r, httpx.Errorf(http.StatusBadRequest, "name must be UTF-8 text without control characters"))
 		return
 	case len(name) > maxChannelName:

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchboard-hq/switchboard/internal/httpx"
 	"github.com/switchboard-hq/switchboard/store"
@@ -511,14 +512,18 @@ func jsonText(v any) string {
 		return fmt.Sprint(v)
 	}
 	if len(b) > 60 {
-		return string(b[:60]) + "…"
+		n := 60
+		for n > 0 && !utf8.RuneStart(b[n]) {
+			n-- // never cut a character in two
+		}
+		return string(b[:n]) + "…"
 	}
 	return string(b)
 }
 
 // clockMinutes parses "HH:MM" (24 h) into minutes after midnight.
 func clockMinutes(s string) (int, error) {
-	if len(s) != 5 || s[2] != ':' {
+	if len(s) != 5 || s[2] != ':' || !isDigit(s[0]) || !isDigit(s[1]) || !isDigit(s[3]) || !isDigit(s[4]) {
 		return 0, errors.New("not HH:MM")
 	}
 	h, err1 := strconv.Atoi(s[:2])
@@ -632,3 +637,5 @@ func loadDocs(ctx context.Context, q store.Querier, users []int64) (*Doc, map[in
 	}
 	return org, out, nil
 }
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
