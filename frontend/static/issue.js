@@ -310,6 +310,8 @@ export class IssueView {
     if (c.kind === 'customer') who = customerLabel(issue?.customer);
     else who = this.ctx.user(c.author_id)?.name || (c.author_id === this.ctx.me.id ? this.ctx.me.name : 'Agent');
     const kind = { customer: 'Customer', reply: 'Reply', note: 'Internal note' }[c.kind] || c.kind;
+    // The medium it crossed: a customer may write by SMS and by email on one issue.
+    const medium = { sms: 'SMS', email: 'Email' }[this.ctx.channels().find((ch) => ch.id === c.channel_id)?.kind];
     const el = h('article', {
       class: `c c-${c.kind}${c.author_id != null && c.author_id === this.ctx.me.id ? ' c-mine' : ''}`,
       dataset: { commentId: String(c.id), kind: c.kind },
@@ -317,7 +319,7 @@ export class IssueView {
     },
     h('div', { class: 'c-head' },
       h('span', { class: 'c-who' }, who),
-      h('span', { class: 'c-kind' }, kind),
+      h('span', { class: 'c-kind' }, medium ? `${kind} · ${medium}` : kind),
       timeElement(c.created_at),
       c.kind === 'reply' ? h('span', { class: 'delivery', role: 'status' }) : null),
     h('div', { class: 'c-body' }, c.kind === 'note' ? withMentions(c.body ?? '', c.mentions) : c.body ?? ''));
