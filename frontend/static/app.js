@@ -1,6 +1,8 @@
-// Switchboard's web app: login, the channel list, the live feed of the open channel.
+// Switchboard's web app: login, the sidebar, and the main area's views — a channel's live
+// feed, the issue view, the tracker and the full-width pages — chosen by the URL's hash.
 // State comes from the JSON API once, then stays current through the live connection
-// (see live.js); a resync from the server reloads it.
+// (see live.js); a resync from the server reloads it. Every module gets one context
+// object (ctx, see frontend/README.md) and hears live events through ctx.onEvent.
 
 import { api, onUnauthorized } from './api.js';
 import { h, clear, setText } from './dom.js';
