@@ -270,6 +270,12 @@ class Session {
     window.addEventListener('focus', () => this.scheduleMarkRead(), { signal });
     $('logout').addEventListener('click', () => this.logout(), { signal });
     $('flash-close').addEventListener('click', () => this.flash(''), { signal });
+    // On a phone the sidebar covers the page: following one of its links closes it.
+    for (const id of ['nav-links', 'people-list']) {
+      $(id).addEventListener('click', (e) => {
+        if (e.target.closest('a, button') && document.body.classList.contains('nav-open')) this.setNav(false);
+      }, { signal });
+    }
     $('channel-members').addEventListener('click', () => {
       const ch = this.channels.get(this.feed.channelID);
       if (ch) channelMembers(this.ctx, ch, this.people);
