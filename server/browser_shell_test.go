@@ -193,5 +193,11 @@ func TestBrowserShortcutsTrackerAndPhone(t *testing.T) {
 		&& document.getElementById('issue-title').getBoundingClientRect().top < document.getElementById('issue-side').getBoundingClientRect().top
 		&& document.documentElement.scrollWidth <= 390`)
 	p.screenshot("phone-issue.png")
+	p.do("open the menu", chromedp.Click(chromedp.CSS(`#nav-toggle`)))
+	p.wait("the menu slid in", `document.getElementById('sidebar').getBoundingClientRect().left === 0`)
+	p.do("go to the tracker", chromedp.Click(chromedp.CSS(`#nav-links [data-route="tracker"]`)))
+	p.wait("the tracker, the menu closed, nothing wider than the screen", `!document.body.classList.contains('nav-open')
+		&& document.querySelector('#tracker-view [data-count="mine"]') !== null
+		&& document.documentElement.scrollWidth <= 390`)
 	p.checkNoReload()
 }
