@@ -133,6 +133,16 @@ func TestBrowserIssueViewPanelsAndCustomer(t *testing.T) {
 	p.check("no actions offered to alice, replies closed to her", `document.querySelector('#issue-side [data-action]') === null
 		&& document.getElementById('mode-reply').disabled && document.getElementById('mode-note').checked
 		&& document.getElementById('issue-hint').textContent.startsWith('Only Bob')`)
+
+	// The filters: unassigned only; then a search through the messages.
+	list := `[...document.querySelectorAll('#issue-list [data-issue-id]')].map((a) => a.dataset.issueId).join()`
+	p.do("show the unassigned", chromedp.SetValue(chromedp.CSS("#f-assignee"), "none"),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('f-assignee').dispatchEvent(new Event('change', { bubbles: true }))`))
+	p.wait("only the unassigned issue", fmt.Sprintf(`%s === '%d'`, list, second))
+	p.do("anyone's, searching for 4417", chromedp.SetValue(chromedp.CSS("#f-assignee"), ""),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('f-assignee').dispatchEvent(new Event('change', { bubbles: true }))`),
+		chromedp.SendKeys(chromedp.CSS("#f-q"), "4417"))
+	p.wait("only the issue whose message says 4417", fmt.Sprintf(`%s === '%d' && document.getElementById('issue-count').textContent === '1 issue'`, list, first))
 	p.checkNoReload()
 }
 
