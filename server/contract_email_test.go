@@ -3,15 +3,19 @@ package server_test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
 
 	"github.com/switchboard-hq/switchboard/store"
 )
@@ -125,4 +129,120 @@ func TestContractEmail(t *testing.T) {
 	if got := ctListIssues(t, o.admin, "q=away"); len(got) != 0 {
 		t.Errorf("an auto-reply made an issue: %v", got)
 	}
+}
+
+// ctMTA is an SMTP server on loopback that takes every mail after PLAIN login.
+type ctMTA struct {
+	mu     sync.Mutex
+	mails  []string // guarded by mu: "rcpt\n" + data
+	logins []string // guarded by mu
+	url    string
+}
+
+func newCTMTA(t *testing.T) *ctMTA {
+	m := &ctMTA{}
+	srv := smtp.NewServer(ctMTABackend{m})
+	srv.Domain = "localhost"
+	srv.AllowInsecureAuth = true
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	m.url = "smtp://mailer:smtp-password@" + ln.Addr().String()
+	return m
+}
+
+func (m *ctMTA) received() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.mails...)
+}
+
+type ctMTABackend struct{ m *ctMTA }
+
+func (b ctMTABackend) NewSession(*smtp.Conn) (smtp.Session, error) {
+	return &ctMTASession{m: b.m}, nil
+}
+
+type ctMTASession struct {
+	m  *ctMTA
+	to []string
+}
+
+func (s *ctMTASession) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+func (s *ctMTASession) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, user, pass string) error {
+		s.m.mu.Lock()
+		s.m.logins = append(s.m.logins, user+":"+pass)
+		s.m.mu.Unlock()
+		return nil
+	}), nil
+}
+
+func (s *ctMTASession) Mail(string, *smtp.MailOptions) error { return nil }
+
+func (s *ctMTASession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.to = append(s.to, to)
+	return nil
+}
+
+func (s *ctMTASession) Data(r io.Reader) error {
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	s.m.mu.Lock()
+	s.m.mails = append(s.m.mails, strings.Join(s.to, ",")+"\n"+string(raw))
+	s.m.mu.Unlock()
+	return nil
+}
+
+func (s *ctMTASession) Reset()        { s.to = nil }
+func (s *ctMTASession) Logout() error { return nil }
+
+// TestContractEmailReply: the agent's reply to a customer who wrote by email goes out
+// over SMTP_URL, From EMAIL_FROM, to the customer, threaded to their mail, and its
+// delivery_status moves on from queued.
+func TestContractEmailReply(t *testing.T) {
+	mb := newCTMailbox(t)
+	mta := newCTMTA(t)
+	o := ctNewOrg(t, store.SQLite, "IMAP_URL="+mb.url, "SMTP_URL="+mta.url, "EMAIL_FROM=Acme Help <help@acme.example>")
+	mb.deliver([]string{"From: Pat <pat@customer.example>", "To: support@example.com", "Subject: Broken lamp",
+		"Message-ID: <contract-lamp@customer.example>", "Date: " + time.Now().UTC().Format(time.RFC1123Z)}, "The lamp flickers.")
+	var id int64
+	deadline := time.Now().Add(20 * time.Second)
+	for id == 0 {
+		if got := ctListIssues(t, o.alice, "q=lamp"); len(got) == 1 {
+			id = ctNum(got[0], "id")
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the mail made no issue within 20 s\n%s", o.n.stderr())
+		} else {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	o.alice.want(200, "POST", fmt.Sprintf("/api/issues/%d/replies", id), map[string]any{"body": "A new lamp is on its way."}, nil)
+	for len(mta.received()) == 0 {
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatalf("no mail reached SMTP_URL\n%s", o.n.stderr())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	mail := mta.received()[0]
+	for _, want := range []string{"pat@customer.example\n", "help@acme.example", "<contract-lamp@customer.example>", "A new lamp is on its way."} {
+		if !strings.Contains(mail, want) {
+			t.Errorf("the reply mail lacks %q:\n%s", want, mail)
+		}
+	}
+	mta.mu.Lock()
+	logins := strings.Join(mta.logins, " ")
+	mta.mu.Unlock()
+	if logins != "mailer:smtp-password" {
+		t.Errorf("SMTP logins %q; want the credentials of SMTP_URL", logins)
+	}
+	ctWaitComment(t, o.alice, id, func(c map[string]any) bool {
+		return c["kind"] == "reply" && c["delivery_status"] != "queued" && c["delivery_status"] != nil
+	})
 }
