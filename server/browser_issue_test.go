@@ -116,6 +116,9 @@ func TestBrowserIssueViewPanelsAndCustomer(t *testing.T) {
 	p.wait("following", `document.getElementById('follow-customer').getAttribute('aria-pressed') === 'true'
 		&& document.getElementById('follow-customer').textContent === 'Following'`)
 	p.screenshot("customer.png")
+	p.do("unfollow", chromedp.Click(chromedp.CSS("#follow-customer")))
+	p.wait("not following", `document.getElementById('follow-customer').getAttribute('aria-pressed') === 'false'
+		&& document.getElementById('follow-customer').textContent === 'Follow'`)
 	p.do("close with Escape", press("\u001b"))
 	p.wait("the lightbox gone and the focus back on View Customer", `document.getElementById('customer-dialog') === null
 		&& document.activeElement === document.getElementById('view-customer')`)
