@@ -196,6 +196,9 @@ class Session {
       onObject: (obj) => this.onLive(obj),
       onOpen: () => {
         this.setOffline(false);
+        // Users have no live events: a reconnect is the moment to catch up on new
+        // coworkers and new names (the first hello comes before start loads them).
+        if (this.ready) this.loadUsers();
         this.emit({ type: 'live.connected' });
       },
       onDown: (info) => {
