@@ -331,9 +331,7 @@ func ctWebhooks(t *testing.T, o *ctOrg) {
 		{"signed for the listen address, not SWITCHBOARD_PUBLIC_URL", ctSign(ctToken, n.base+path, form)},
 		{"garbage", "not-a-signature"},
 	} {
-		if r := n.webhook(path, form, tc.sig); r.status != 403 {
-			t.Errorf("inbound SMS with %s signature: %d %s; want 403", tc.name, r.status, r.raw)
-		}
+		t.Run("inbound "+tc.name, func(t *testing.T) { ctWantError(t, n.webhook(path, form, tc.sig), 403) })
 	}
 	tampered := ctSMSForm("SMwebhook00000000000000000000000001", "+15553330001", "Where is my parcel? (changed)")
 	if r := n.webhook(path, tampered, good); r.status != 403 {
@@ -386,9 +384,7 @@ func ctWebhooks(t *testing.T, o *ctOrg) {
 		{"wrong token", ctSign("another-token", ctPublicURL+spath, status)},
 		{"signed for the listen address", ctSign(ctToken, n.base+spath, status)},
 	} {
-		if r := n.webhook(spath, status, tc.sig); r.status != 403 {
-			t.Errorf("status callback with %s signature: %d %s; want 403", tc.name, r.status, r.raw)
-		}
+		t.Run("status "+tc.name, func(t *testing.T) { ctWantError(t, n.webhook(spath, status, tc.sig), 403) })
 	}
 	if r := n.webhook(spath, status, ctSign(ctToken, ctPublicURL+spath, status)); r.status/100 != 2 {
 		t.Errorf("signed status callback for an unknown message: %d %s; want it accepted", r.status, r.raw)
