@@ -52,6 +52,7 @@ func TestBrowserDirectMessageAndTeamChannel(t *testing.T) {
 	bob.do("open it", chromedp.Click(chromedp.CSS(dm)))
 	bob.wait("alice's message, read", `document.querySelector('#messages [data-message-id] .msg-body')?.textContent === `+js(text)+
 		` && document.querySelector(`+js(dm+" .badge")+`).hidden`)
+	bob.screenshot("direct.png")
 
 	// A team channel, from the "+" of the Team channels group.
 	alice.do("open the new channel dialog", chromedp.Click(chromedp.CSS(`#channel-list [data-add="team"]`)))
