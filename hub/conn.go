@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -336,9 +338,11 @@ func (c *conn) appendFrame(buf []byte, it item) []byte {
 	}
 	if fc := f.follow; fc != nil {
 		typ := `{"type":"subscribed","topic":"`
-		if fc.add {
+		switch {
+		case fc.confirm:
+		case fc.add:
 			c.cursor.add(it.slot, fc.topic, fc.seq)
-		} else {
+		default:
 			typ = `{"type":"unsubscribed","topic":"`
 			c.cursor.remove(it.slot)
 		}
@@ -469,6 +473,14 @@ func (c *conn) follow(t Topic) {
 		c.send(controlFrame(map[string]string{"type": "error", "topic": string(t), "error": msg}))
 	}
 	if slices.Contains(c.topics, t) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for i := range c.slots {
+			if c.slots[i].topic == t {
+				c.pushLocked(item{&frame{follow: &followChange{topic: t, confirm: true}}, int32(i)})
+				return
+			}
+		}
 		refuse("already subscribed to " + string(t))
 		return
 	}
@@ -562,7 +574,7 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, cl Client) {
 	if s := r.URL.Query().Get("cursor"); s != "" {
 		var err error
 		if resumeFrom, err = DecodeCursor(s); err != nil {
-			http.Error(w, `{"error":"malformed cursor; connect without one and reload"}`, http.StatusBadRequest)
+			writeRefusal(w, http.StatusBadRequest, "malformed cursor; connect without one and reload")
 			return
 		}
 	}
@@ -570,7 +582,9 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, cl Client) {
 	if !slices.Contains(topics, UserTopic(cl.UserID)) {
 		topics = append(topics, UserTopic(cl.UserID))
 	}
-	ws, err := websocket.Accept(smallReads{w}, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.OriginPatterns})
+	extra := resumedFollows(r.Context(), topics, resumeFrom, cl.Authorize)
+	topics = append(topics, extra...)
+	ws, err := websocket.Accept(smallReads{&jsonRefusals{ResponseWriter: w}}, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.OriginPatterns})
 	if err != nil {
 		h.log.Info("hub: websocket handshake refused", "err", err)
 		return // Accept has answered the request
@@ -578,7 +592,7 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, cl Client) {
 	ws.SetReadLimit(h.cfg.ReadLimit)
 	c := &conn{
 		h: h, ws: ws, userID: cl.UserID, sessionID: cl.SessionID, topics: topics, authorize: cl.Authorize,
-		closed: make(chan struct{}), slots: make([]connTopic, len(topics)),
+		closed: make(chan struct{}), slots: make([]connTopic, len(topics)), follows: len(extra),
 	}
 	for i, t := range topics {
 		c.slots[i].topic = t
@@ -600,6 +614,29 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, cl Client) {
 	go c.run()
 }
 
+// resumedFollows returns the topics of a resume cursor that the connection's own topics
+// lack but the user may still follow: an issue the client had subscribed to before it
+// lost its connection. Resuming them replays what happened there meanwhile, so the
+// cursor's promise (every event after it that the user may see) holds for them too. A
+// topic the user may no longer follow (a channel they left) is dropped, as is any
+// beyond the per-connection limit of follows.
+func resumedFollows(ctx context.Context, own []Topic, from Cursor, authorize func(context.Context, Topic) error) []Topic {
+	if len(from) == 0 || authorize == nil {
+		return nil
+	}
+	var extra []Topic
+	for _, t := range slices.Sorted(maps.Keys(from)) {
+		if len(extra) == maxFollows {
+			break
+		}
+		if slices.Contains(own, t) || authorize(ctx, t) != nil {
+			continue
+		}
+		extra = append(extra, t)
+	}
+	return extra
+}
+
 // run is the connection's reader: it handles client frames until the socket ends, waits
 // for the writer to have closed it, and takes the connection off the hub.
 func (c *conn) run() {
@@ -608,6 +645,47 @@ func (c *conn) run() {
 	<-c.closed
 	c.h.unregister(c)
 	c.h.presence.disconnected(c.userID)
+}
+
+// writeRefusal answers a refused handshake with {"error":…}, as the API answers errors.
+func writeRefusal(w http.ResponseWriter, status int, msg string) {
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// jsonRefusals turns the handshake refusals coder/websocket writes itself (403 for a
+// foreign Origin, 426 for a request that is not an upgrade, …) into the API's
+// {"error":…} shape. The library writes them with http.Error: headers, the status, then
+// the message in one Write. Leaving the checks to the library keeps one definition of
+// what is refused.
+type jsonRefusals struct {
+	http.ResponseWriter
+	refusing bool
+}
+
+func (j *jsonRefusals) Unwrap() http.ResponseWriter { return j.ResponseWriter }
+
+func (j *jsonRefusals) WriteHeader(status int) {
+	if status >= 400 {
+		j.refusing = true
+		j.Header().Set("Content-Type", "application/json")
+		j.Header().Del("Content-Length")
+	}
+	j.ResponseWriter.WriteHeader(status)
+}
+
+func (j *jsonRefusals) Write(p []byte) (int, error) {
+	if !j.refusing {
+		return j.ResponseWriter.Write(p)
+	}
+	b, _ := json.Marshal(map[string]string{"error": strings.TrimSpace(string(p))})
+	if _, err := j.ResponseWriter.Write(append(b, '\n')); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // readBufferSize is the read buffer of a connection: clients send small control objects

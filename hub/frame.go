@@ -31,6 +31,10 @@ type followChange struct {
 	topic Topic
 	seq   int64 // the start position, when adding
 	add   bool
+	// confirm: the topic was followed already (a resumed connection follows the issues its
+	// cursor held); answer "subscribed" without changing the cursor, so a client that
+	// subscribes again after reconnecting gets its answer like the first time.
+	confirm bool
 }
 
 // size is what the frame costs in a connection's queue.
