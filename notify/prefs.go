@@ -58,10 +58,14 @@ var ChannelEvents = []string{EventCustomerMessage, EventIssueCreated}
 // Sounds is the app's sound set; the frontend synthesises each one by name.
 var Sounds = []string{"chime", "ping", "knock", "pop", "bell"}
 
-// noSound is how a preference document spells an explicit "no sound": null means
-// "inherit" in a document, so silence needs a name of its own. Resolved preferences show
-// it as null.
+// noSound is how a stored preference document spells an explicit "no sound" (an absent
+// sound inherits). The API takes null (the contract's "no sound") or "none" for it, and
+// shows it as null.
 const noSound = "none"
+
+// inheritSound is what a PUT sends to drop a sound choice and inherit again: null is
+// already "no sound".
+const inheritSound = "inherit"
 
 // EventPref is one event's resolved preference.
 type EventPref struct {
@@ -454,8 +458,8 @@ func checkSound(where string, v any) error {
 		return nil
 	}
 	s, ok := v.(string)
-	if !ok || (s != noSound && !slices.Contains(Sounds, s)) {
-		return badValue("%s: %s is not a sound (%s, or %q for silence; null inherits)", where, jsonText(v), strings.Join(Sounds, ", "), noSound)
+	if !ok || (s != noSound && s != inheritSound && !slices.Contains(Sounds, s)) {
+		return badValue("%s: %s is not a sound (%s; null or %q for none; %q to inherit)", where, jsonText(v), strings.Join(Sounds, ", "), noSound, inheritSound)
 	}
 	return nil
 }

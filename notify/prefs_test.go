@@ -127,12 +127,14 @@ func TestCheckPatchNamesTheBadValue(t *testing.T) {
 func TestMergeResetsWithNull(t *testing.T) {
 	base := `{"events":{"assigned":{"in_app":"never","email":"always"},"note":{"sound":"pop"}},"channels":{"5":{"sound":"bell"}}}`
 	var patch map[string]any
-	_ = json.Unmarshal([]byte(`{"events":{"assigned":{"in_app":null},"note":null,"mentioned":{"sound":"chime"}},"channels":{"5":{"sound":null}},"source":{}}`), &patch)
+	// null resets a frequency, an event or a channel; a null sound is the contract's "no
+	// sound" (stored "none"), and "inherit" resets a sound.
+	_ = json.Unmarshal([]byte(`{"events":{"assigned":{"in_app":null,"sound":null},"note":null,"mentioned":{"sound":"chime"}},"channels":{"5":{"sound":"inherit"}},"source":{}}`), &patch)
 	got, err := mergeDoc(base, patch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"events":{"assigned":{"email":"always"},"mentioned":{"sound":"chime"}}}`
+	want := `{"events":{"assigned":{"email":"always","sound":"none"},"mentioned":{"sound":"chime"}}}`
 	if got != want {
 		t.Errorf("merged %s; want %s", got, want)
 	}

@@ -137,7 +137,7 @@ func mergeDoc(raw string, patch map[string]any) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	patch = keepSilence(patch)
+	patch = normalizeSounds(patch)
 	b, err := json.Marshal(merge(base, patch))
 	if err != nil {
 		return "", err
@@ -149,53 +149,48 @@ func mergeDoc(raw string, patch map[string]any) (string, error) {
 	return string(b), nil
 }
 
-// keepSilence returns patch with the explicit silences of a GET answer kept. A GET answer
-// shows a silence ("none" at some level) as a null sound whose source is that level; sent
-// back as it is (docs/api.md allows it), the null would reset the user's silence to
-// inherit and could unmute an organisation's sound. So a null sound whose "source" is a
-// level someone chose at (not the factory) becomes "none", which resolves to the same
-// null. Without "source", null resets, as documented.
-func keepSilence(patch map[string]any) map[string]any {
-	src, _ := patch["source"].(map[string]any)
-	if src == nil {
-		return patch
-	}
-	own := func(s any) bool {
-		return s == SourceUser || s == SourceUserChannel || s == SourceOrg || s == SourceOrgChannel
-	}
-	silence := func(fields, sources any) any {
-		f, _ := fields.(map[string]any)
-		s, _ := sources.(map[string]any)
-		if v, ok := f["sound"]; !ok || v != nil || !own(s["sound"]) {
-			return fields
+// normalizeSounds spells a patch's sounds as stored documents hold them. The contract
+// makes a sound "a sound name or null", null being "no sound": a choice like any other,
+// so a user's null wins over an organisation's chime. In a stored document "none" is
+// that silence and an absent sound inherits, which the API spells "inherit". So null
+// becomes "none" and "inherit" becomes a reset (null, which merge deletes).
+func normalizeSounds(patch map[string]any) map[string]any {
+	fix := func(v any) any {
+		fields, ok := v.(map[string]any)
+		if !ok {
+			return v
 		}
-		c := maps.Clone(f)
-		c["sound"] = noSound
+		sound, ok := fields["sound"]
+		if !ok {
+			return v
+		}
+		c := maps.Clone(fields)
+		switch sound {
+		case nil:
+			c["sound"] = noSound
+		case inheritSound:
+			c["sound"] = nil
+		}
 		return c
 	}
 	out := maps.Clone(patch)
 	if evs, ok := patch["events"].(map[string]any); ok {
-		srcEvs, _ := src["events"].(map[string]any)
 		evs = maps.Clone(evs)
 		for name, ev := range evs {
-			evs[name] = silence(ev, srcEvs[name])
+			evs[name] = fix(ev)
 		}
 		out["events"] = evs
 	}
 	if chs, ok := patch["channels"].(map[string]any); ok {
-		srcChs, _ := src["channels"].(map[string]any)
 		chs = maps.Clone(chs)
 		for id, c := range chs {
-			cm, ok := c.(map[string]any)
+			cm, ok := fix(c).(map[string]any)
 			if !ok {
 				continue
 			}
-			sc, _ := srcChs[id].(map[string]any)
-			cm = silence(cm, sc).(map[string]any)
-			cm = maps.Clone(cm)
 			for _, ev := range ChannelEvents {
 				if v, ok := cm[ev]; ok {
-					cm[ev] = silence(v, sc[ev])
+					cm[ev] = fix(v)
 				}
 			}
 			chs[id] = cm

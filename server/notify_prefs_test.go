@@ -145,14 +145,18 @@ func TestNotifyPreferencesAPI(t *testing.T) {
 		if p.Events["assigned"].Email != "never" || *p.Events["note"].Sound != "knock" {
 			t.Errorf("a second partial PUT lost the first: %+v", p.Events)
 		}
-		// "none" is an explicit silence over the org's sound; null inherits again.
-		p = e.putPrefs(bob, "/api/preferences", map[string]any{
-			"events": map[string]any{"assigned": map[string]any{"sound": "none"}}})
-		if a := p.Events["assigned"]; a.Sound != nil || p.Source.Events["assigned"].Sound != "user" {
-			t.Errorf("silenced: %+v", a)
+		// A null sound (the contract's "no sound", also spelled "none") is bob's own
+		// choice and wins over the org's sound; "inherit" (and null frequencies) inherit
+		// again.
+		for _, silence := range []any{nil, "none"} {
+			p = e.putPrefs(bob, "/api/preferences", map[string]any{
+				"events": map[string]any{"assigned": map[string]any{"sound": silence}}})
+			if a := p.Events["assigned"]; a.Sound != nil || p.Source.Events["assigned"].Sound != "user" {
+				t.Errorf("silenced with %v: %+v from %+v; want no sound, bob's choice", silence, a, p.Source.Events["assigned"])
+			}
 		}
 		p = e.putPrefs(bob, "/api/preferences", map[string]any{
-			"events": map[string]any{"assigned": map[string]any{"email": nil, "sound": nil}}})
+			"events": map[string]any{"assigned": map[string]any{"email": nil, "sound": "inherit"}}})
 		if a, s := p.Events["assigned"], p.Source.Events["assigned"]; a.Email != "always" || s.Email != "org" || a.Sound == nil {
 			t.Errorf("after null: %+v from %+v; want the org's values back", a, s)
 		}

@@ -71,6 +71,13 @@ var (
 	errAdminOnly = httpx.Errorf(http.StatusForbidden, "only admins may manage SMS numbers")
 )
 
+// ValidAccountSID reports whether s has the form of a Twilio account SID; the
+// configuration checks TWILIO_ACCOUNT_SID with the same rule as the numbers API.
+func ValidAccountSID(s string) bool { return accountRE.MatchString(s) }
+
+// ValidAuthToken reports whether s can be an auth token (8 to 128 visible characters).
+func ValidAuthToken(s string) bool { return authTokenRE.MatchString(s) }
+
 // ErrNoNumber is returned when no connected number matches.
 var ErrNoNumber = errNoNumber
 

@@ -12,7 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/switchboard-hq/switchboard/channels/email"
+	"github.com/switchboard-hq/switchboard/channels/sms"
 	"github.com/switchboard-hq/switchboard/server"
 )
 
@@ -79,6 +82,11 @@ func loadConfig(getenv func(string) string) (*config, error) {
 		if err != nil || (ru.Scheme != "redis" && ru.Scheme != "rediss") || ru.Host == "" {
 			return nil, &configError{"REDIS_URL", "must be redis://host:port[/db] or rediss://…"}
 		}
+		// The bus parses it again with go-redis; its refusals (a database that is not a
+		// number, an unknown option) belong here, before anything starts.
+		if _, err := redis.ParseURL(c.RedisURL); err != nil {
+			return nil, &configError{"REDIS_URL", strings.TrimPrefix(err.Error(), "redis: ")}
+		}
 	}
 	c.RedisPrefix = get("SWITCHBOARD_REDIS_PREFIX", "switchboard:")
 
@@ -89,8 +97,11 @@ func loadConfig(getenv func(string) string) (*config, error) {
 				return nil, &configError{v.name, "is required when any TWILIO_ variable is set"}
 			}
 		}
-		if !strings.HasPrefix(sid, "AC") || len(sid) != 34 {
-			return nil, &configError{"TWILIO_ACCOUNT_SID", "must be an account SID: AC followed by 32 characters"}
+		if !sms.ValidAccountSID(sid) {
+			return nil, &configError{"TWILIO_ACCOUNT_SID", "must be an account SID: AC followed by 32 letters or digits"}
+		}
+		if !sms.ValidAuthToken(token) {
+			return nil, &configError{"TWILIO_AUTH_TOKEN", "must be the account's auth token: 8 to 128 visible characters (Twilio's are 32 hex digits)"}
 		}
 		if !e164.MatchString(phone) {
 			return nil, &configError{"TWILIO_PHONE_NUMBER", fmt.Sprintf("%q must be in E.164 form, like +15551234567", phone)}

@@ -32,7 +32,7 @@ func TestConfigDefaults(t *testing.T) {
 }
 
 func TestConfigRejectsBadValuesNamingTheVariable(t *testing.T) {
-	twilio := map[string]string{"TWILIO_ACCOUNT_SID": "AC" + strings.Repeat("a", 32), "TWILIO_AUTH_TOKEN": "t", "TWILIO_PHONE_NUMBER": "+15551234567"}
+	twilio := map[string]string{"TWILIO_ACCOUNT_SID": "AC" + strings.Repeat("a", 32), "TWILIO_AUTH_TOKEN": "0123456789abcdef0123456789abcdef", "TWILIO_PHONE_NUMBER": "+15551234567"}
 	with := func(k, v string) map[string]string {
 		m := map[string]string{}
 		for a, b := range twilio {
@@ -55,6 +55,10 @@ func TestConfigRejectsBadValuesNamingTheVariable(t *testing.T) {
 		{map[string]string{"REDIS_URL": "localhost:6379"}, "REDIS_URL"},
 		{map[string]string{"TWILIO_ACCOUNT_SID": "AC" + strings.Repeat("a", 32)}, "TWILIO_AUTH_TOKEN"},
 		{with("TWILIO_ACCOUNT_SID", "nope"), "TWILIO_ACCOUNT_SID"},
+		{with("TWILIO_ACCOUNT_SID", "AC"+strings.Repeat("-", 32)), "TWILIO_ACCOUNT_SID"},
+		{with("TWILIO_AUTH_TOKEN", "tok"), "TWILIO_AUTH_TOKEN"},
+		{with("TWILIO_AUTH_TOKEN", "has spaces in it"), "TWILIO_AUTH_TOKEN"},
+		{map[string]string{"REDIS_URL": "redis://127.0.0.1:6379/abc"}, "REDIS_URL"},
 		{with("TWILIO_PHONE_NUMBER", "555-1234"), "TWILIO_PHONE_NUMBER"},
 		{with("TWILIO_API_URL", "not a url"), "TWILIO_API_URL"},
 		{map[string]string{"TWILIO_API_URL": "http://127.0.0.1:1"}, "TWILIO_API_URL"},
@@ -81,7 +85,7 @@ func TestConfigAcceptsGoodValues(t *testing.T) {
 	c, err := loadConfig(env(map[string]string{
 		"SWITCHBOARD_ADDR": "127.0.0.1:9000", "SWITCHBOARD_PUBLIC_URL": "https://support.example.com/",
 		"DATABASE_URL": "postgres://u@db:5432/sb", "REDIS_URL": "redis://127.0.0.1:6379/0",
-		"TWILIO_ACCOUNT_SID": "AC" + strings.Repeat("a", 32), "TWILIO_AUTH_TOKEN": "t", "TWILIO_PHONE_NUMBER": "+15551234567",
+		"TWILIO_ACCOUNT_SID": "AC" + strings.Repeat("a", 32), "TWILIO_AUTH_TOKEN": "0123456789abcdef0123456789abcdef", "TWILIO_PHONE_NUMBER": "+15551234567",
 		"TWILIO_API_URL": "http://127.0.0.1:9999/", "IMAP_URL": "imaps://u:p@mail:993/INBOX", "SMTP_URL": "smtp://u:p@mail:587",
 		"EMAIL_FROM": "Help <help@example.com>", "SWITCHBOARD_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1",
 		"SWITCHBOARD_NOTIFY_EMAIL_WINDOW": "45s",

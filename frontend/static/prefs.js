@@ -207,7 +207,8 @@ export function renderPrefsGrid(container, ctx, org) {
     time_zone: qh.zone.value, allow_mentions: qh.mentions.checked,
   });
 
-  // patch builds what to PUT: explicit choices; a choice reset to default is null.
+  // patch builds what to PUT: explicit choices; a choice reset to default is null, but
+  // for a sound null is "no sound", so a sound resets with "inherit".
   function patch() {
     const doc = { events: {}, channels: {} };
     for (const c of controls) {
@@ -215,7 +216,8 @@ export function renderPrefsGrid(container, ctx, org) {
       if (v === '' && c.orig === '') continue; // inherited before and after
       let at = doc;
       for (const p of c.path.slice(0, -1)) at = at[p] ??= {};
-      at[c.path.at(-1)] = v === '' ? null : v === NONE ? 'none' : v;
+      const field = c.path.at(-1);
+      at[field] = v === '' ? (field === 'sound' ? 'inherit' : null) : v === NONE ? 'none' : v;
     }
     // Quiet hours untouched stay inherited (the factory's, shown in this browser's zone).
     if (qh && JSON.stringify(quietValue()) !== qh.orig) doc.quiet_hours = quietValue();
