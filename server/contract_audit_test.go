@@ -22,7 +22,7 @@ import (
 
 // Contract points the first audit found broken, kept as tests now that they hold.
 
-// TestContractAuditConfig: values that pass the syntax check but are still bad
+// TestContractAuditConfig: values that pass a first syntax check but are still bad
 // must stop start-up with one line naming the variable (DESIGN.md, Configuration:
 // "A bad value stops start-up with one clear line naming the variable; it never starts
 // half-configured").
@@ -64,9 +64,8 @@ func TestContractAuditConfig(t *testing.T) {
 }
 
 // TestContractAuditErrorsAreJSON: "Errors are JSON {"error":"…"} with the right
-// status". The WebSocket handshake refusals are not: a bad Origin is a text/plain 403
-// (written by coder/websocket's Accept), a malformed cursor a JSON body labelled
-// text/plain (http.Error).
+// status", the WebSocket handshake's refusals (which coder/websocket decides) and the
+// webhooks' included.
 func TestContractAuditErrorsAreJSON(t *testing.T) {
 	o := ctNewOrg(t, store.SQLite)
 	t.Run("ws malformed cursor", func(t *testing.T) {
@@ -88,7 +87,7 @@ func TestContractAuditErrorsAreJSON(t *testing.T) {
 // TestContractAuditResumeSubscribedTopic: "Connecting with /ws?cursor=C first
 // replays, in order, every event the user may see that came after C … nothing lost".
 // A note's comment.created travels only on issue:{id}; a connection that followed the
-// issue and reconnects with its cursor never gets the note written while it was away.
+// issue and reconnects with its cursor gets the note written while it was away.
 func TestContractAuditResumeSubscribedTopic(t *testing.T) {
 	o := ctNewOrg(t, store.SQLite)
 	o.n.sms("SMdev0000000000000000000000000010", "+15551110002", "please help")
@@ -119,9 +118,8 @@ func TestContractAuditResumeSubscribedTopic(t *testing.T) {
 
 // TestContractAuditPreferencesSoundNull: "GET|PUT /api/preferences ->
 // {"events":{"<event>":{"in_app":F,"email":F,"sound":S}}} with … S a sound name or
-// null", and "a user's own choice wins". A user who PUTs "sound":null (no sound) over an
-// organisation default sound still gets the organisation's sound: the product reads
-// null as "inherit" and spells silence "none".
+// null", and "a user's own choice wins": a user's "sound":null (no sound) holds over an
+// organisation default sound.
 func TestContractAuditPreferencesSoundNull(t *testing.T) {
 	o := ctNewOrg(t, store.SQLite)
 	o.admin.want(200, "PUT", "/api/org/preferences", map[string]any{"events": map[string]any{
