@@ -298,6 +298,23 @@ func TestEnsureAdmin(t *testing.T) {
 	})
 }
 
+// Agents added before the first start (user add --role agent) leave the install without
+// anyone to manage it: the first start still makes the admin.
+func TestEnsureAdminWhenOnlyAgentsExist(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		ctx := context.Background()
+		e.user("ann@example.com", "Ann", accounts.RoleAgent)
+		email, password, created, err := e.svc.EnsureAdmin(ctx)
+		if err != nil || !created || email != "admin@localhost" || password == "" {
+			t.Fatalf("EnsureAdmin with only an agent: %q %v %v; want admin@localhost created", email, created, err)
+		}
+		if _, _, created, err := e.svc.EnsureAdmin(ctx); created || err != nil {
+			t.Errorf("second EnsureAdmin: created %v, %v; want nothing", created, err)
+		}
+	})
+}
+
 func TestLoginStoresAnyUserAgent(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		e := newEnv(t, db)

@@ -301,14 +301,18 @@ const (
 	firstAdminName  = "Admin"
 )
 
-// EnsureAdmin makes a fresh install usable: when there are no users at all it creates
+// adminsQuery counts the admins who can log in: an install whose only users are agents
+// (added with `user add` before the first start) still needs someone to manage it.
+const adminsQuery = `SELECT COUNT(*) FROM users WHERE role = 'admin' AND NOT disabled`
+
+// EnsureAdmin makes a fresh install usable: when no enabled admin exists it creates
 // admin@localhost with a random password and returns both, for the operator to read from
-// the console. Otherwise, including when another node won the race to create it, created is
-// false.
+// the console. Otherwise, including when another node won the race to create it (or
+// admin@localhost exists already), created is false.
 func (s *Service) EnsureAdmin(ctx context.Context) (email, password string, created bool, err error) {
-	n, err := s.CountUsers(ctx)
-	if err != nil || n > 0 {
-		return "", "", false, err
+	var n int
+	if err := s.db.QueryRowContext(ctx, adminsQuery).Scan(&n); err != nil || n > 0 {
+		return "", "", false, store.Err(err)
 	}
 	var b [15]byte
 	_, _ = rand.Read(b[:])
@@ -320,7 +324,7 @@ func (s *Service) EnsureAdmin(ctx context.Context) (email, password string, crea
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		// Counted again inside the transaction so two nodes starting at once create one
 		// admin: the loser sees the winner's row, or hits the unique email.
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, adminsQuery).Scan(&n); err != nil {
 			return store.Err(err)
 		}
 		if n > 0 {
