@@ -706,13 +706,20 @@ func (s smallReads) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var src io.Reader = nc
-	if n := brw.Reader.Buffered(); n > 0 {
-		// The client wrote before it saw the 101: keep those bytes first.
-		early, _ := brw.Reader.Peek(n)
-		src = io.MultiReader(bytes.NewReader(bytes.Clone(early)), nc)
+	n := brw.Reader.Buffered()
+	if n == 0 {
+		return nc, bufio.NewReadWriter(bufio.NewReaderSize(nc, readBufferSize), brw.Writer), nil
 	}
-	return nc, bufio.NewReadWriter(bufio.NewReaderSize(src, readBufferSize), brw.Writer), nil
+	// The client wrote before it saw the 101. coder/websocket keeps what the reader it
+	// gets has buffered and then reads the connection itself, so those bytes must sit in
+	// the new reader's buffer, not behind it.
+	early, _ := brw.Reader.Peek(n)
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), nc), max(readBufferSize, n))
+	if _, err := br.Peek(n); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, bufio.NewReadWriter(br, brw.Writer), nil
 }
 
 var resyncFrame = []byte(`{"type":"resync"}`)

@@ -1,13 +1,17 @@
 package hub_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -536,5 +540,66 @@ func TestServeReturnsWhileTheConnectionLivesOn(t *testing.T) {
 	}
 	if h.Connected(1) {
 		t.Fatal("the connection is still registered after Shutdown returned")
+	}
+}
+
+// TestFramesSentBeforeTheHandshakeAnswerAreRead: a client may send its first frame right
+// behind the upgrade request, before it has read the 101; those bytes arrive with the
+// request and must not be lost when the connection gets its own read buffer.
+func TestFramesSentBeforeTheHandshakeAnswerAreRead(t *testing.T) {
+	r := newRig(t, storetest.Open(t, store.SQLite), hub.Config{})
+	nc, err := net.Dial("tcp", strings.TrimPrefix(r.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	payload := []byte(`{"type":"ping"}`)
+	mask := [4]byte{1, 2, 3, 4}
+	frame := []byte{0x81, 0x80 | byte(len(payload))} // final text frame, masked, short length
+	frame = append(frame, mask[:]...)
+	for i, b := range payload {
+		frame = append(frame, b^mask[i%4])
+	}
+	req := "GET /?topics=channel:1 HTTP/1.1\r\nHost: " + strings.TrimPrefix(r.srv.URL, "http://") +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+	if _, err := nc.Write(append([]byte(req), frame...)); err != nil { // one write: one segment
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	// Server frames are unmasked text frames, each at most a few hundred bytes here.
+	var got []string
+	for !slices.Contains(got, "pong") {
+		var hdr [2]byte
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			t.Fatalf("reading frames: %v (got %v)", err, got)
+		}
+		n := int(hdr[1] & 0x7f)
+		if n == 126 {
+			var ext [2]byte
+			io.ReadFull(br, ext[:])
+			n = int(ext[0])<<8 | int(ext[1])
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(br, body); err != nil {
+			t.Fatal(err)
+		}
+		if hdr[0]&0x0f != 1 { // not text: a ping or the like
+			continue
+		}
+		for _, line := range bytes.Split(body, []byte("\n")) {
+			var m map[string]any
+			json.Unmarshal(line, &m)
+			if typ, _ := m["type"].(string); typ != "presence" {
+				got = append(got, typ)
+			}
+		}
+	}
+	if got[0] != "hello" {
+		t.Fatalf("got %v; want hello, then the pong for the early ping", got)
 	}
 }
