@@ -24,6 +24,27 @@ type CustomerProfile struct {
 	Issues   []*Issue  `json:"issues"`
 }
 
+// CustomerView is a customer profile as one user sees it: whether they follow the
+// customer, so the View Customer lightbox opens showing the right Follow state.
+type CustomerView struct {
+	*CustomerProfile
+	Following bool `json:"following"`
+}
+
+// ProfileFor is Profile as userID sees it. Following is asked of the survivor when the
+// customer was merged away, since that is whom Follow follows.
+func (s *Service) ProfileFor(ctx context.Context, userID, id int64, channels []int64) (*CustomerView, error) {
+	p, err := s.Profile(ctx, id, channels)
+	if err != nil {
+		return nil, err
+	}
+	following, err := s.IsFollowing(ctx, userID, p.Customer.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &CustomerView{CustomerProfile: p, Following: following}, nil
+}
+
 func (s *Service) customer(ctx context.Context, q store.Querier, id int64) (*Customer, *int64, error) {
 	c := &Customer{ID: id}
 	var merged *int64

@@ -49,6 +49,7 @@ func NewHandler(s *Service, ch *channels.Service, log *slog.Logger) *Handler {
 //	POST   /api/issues/{id}/unsnooze
 //	POST   /api/issues/{id}/contacted
 //	POST   /api/issues/{id}/viewing     optional {"typing": bool}
+//	GET    /api/customers/{id}          the customer, their issues and whether I follow them
 //	POST   /api/customers/{id}/follow
 //	DELETE /api/customers/{id}/follow
 func (h *Handler) Register(r *mux.Router) {
@@ -68,6 +69,8 @@ func (h *Handler) Register(r *mux.Router) {
 	r.HandleFunc(issue+"/unsnooze", h.oneClick(h.svc.EndSnooze)).Methods(http.MethodPost)
 	r.HandleFunc(issue+"/contacted", h.oneClick(h.svc.MarkContacted)).Methods(http.MethodPost)
 	r.HandleFunc(issue+"/viewing", h.viewing).Methods(http.MethodPost)
+	// Mounted before RegisterSplitMerge's customer route, which it supersedes.
+	r.HandleFunc("/api/customers/{id:[0-9]+}", h.customer).Methods(http.MethodGet)
 	r.HandleFunc("/api/customers/{id:[0-9]+}/follow", h.follow(true)).Methods(http.MethodPost)
 	r.HandleFunc("/api/customers/{id:[0-9]+}/follow", h.follow(false)).Methods(http.MethodDelete)
 }
@@ -334,6 +337,26 @@ func (h *Handler) follow(on bool) http.HandlerFunc {
 		}
 		httpx.WriteJSON(w, http.StatusOK, map[string]any{"customer": c, "following": on})
 	}
+}
+
+// customer answers the customer profile with "following" for the session's user.
+func (h *Handler) customer(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(mux.Vars(r)["id"], 10, 64)
+	if err != nil {
+		httpx.WriteError(w, r, h.log, ErrCustomerNotFound)
+		return
+	}
+	chans, err := h.visibleChannels(r)
+	if err != nil {
+		httpx.WriteError(w, r, h.log, err)
+		return
+	}
+	v, err := h.svc.ProfileFor(r.Context(), accounts.SessionFrom(r.Context()).UserID, id, chans)
+	if err != nil {
+		httpx.WriteError(w, r, h.log, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, v)
 }
 
 // visibleChannels lists the channels whose issues the user may see.

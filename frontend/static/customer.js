@@ -11,7 +11,8 @@ export function showCustomer(ctx, id) {
   d.dialog.id = 'customer-dialog';
   const status = h('p', { class: 'muted', role: 'status' }, 'Loading…');
   d.body.appendChild(status);
-  let following = null;
+  let following = null; // from GET /api/customers/{id}, then live customer.followed frames
+  let heardLive = false; // a live frame is newer than the answer still on its way
   const followBtn = h('button', { type: 'button', id: 'follow-customer', class: 'btn', 'aria-pressed': 'false' });
   const followErr = h('span', { class: 'form-error', role: 'alert' });
   const paintFollow = () => {
@@ -35,13 +36,14 @@ export function showCustomer(ctx, id) {
   const off = ctx.onEvent('customer.followed', (o) => {
     if (Number(o.data?.customer_id) !== Number(id)) return;
     following = !!o.data.following;
+    heardLive = true;
     paintFollow();
   });
   d.dialog.addEventListener('close', off);
 
   ctx.api.customer(id).then((data) => {
     const c = data.customer;
-    if (typeof data.following === 'boolean') following = data.following;
+    if (!heardLive) following = data.following === true;
     paintFollow();
     clear(d.body);
     const row = (label, value) => value ? [h('dt', null, label), h('dd', null, value)] : [];
