@@ -96,6 +96,10 @@ type Config struct {
 	Directory Directory        // optional: fills author/customer/issue summaries
 	Notifier  Notifier         // optional: told about agents' messages, in their transaction
 	People    People           // user look-ups for direct messages and membership changes
+	// Revoke, when set, ends a user's live access to a topic after the commit that took
+	// it away (hub.Hub.Revoke): a member removed from a channel stops receiving its feed
+	// on connections that are open.
+	Revoke func(userID int64, t hub.Topic)
 }
 
 // Notifier hears about every message an agent posts into a team or direct channel, inside

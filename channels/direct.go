@@ -245,8 +245,9 @@ func (s *Service) AddMember(ctx context.Context, actor *accounts.User, channelID
 }
 
 // RemoveMember takes userID out of a team channel: anyone may leave, only admins remove
-// others. The removed person's tabs hear channel.removed. Their read marker stays, so
-// rejoining picks up where they were.
+// others. The removed person's tabs hear channel.removed, and their open connections that
+// follow the channel are made to resume without it (Config.Revoke). Their read marker
+// stays, so rejoining picks up where they were.
 func (s *Service) RemoveMember(ctx context.Context, actor *accounts.User, channelID, userID int64) error {
 	if _, err := s.memberEditable(ctx, actor, channelID); err != nil {
 		return err
@@ -261,6 +262,9 @@ func (s *Service) RemoveMember(ctx context.Context, actor *accounts.User, channe
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nil
+		}
+		if s.cfg.Revoke != nil {
+			tx.AfterCommit(func() { s.cfg.Revoke(userID, hub.ChannelTopic(channelID)) })
 		}
 		_, err = s.log.Append(ctx, tx, hub.UserTopic(userID), "channel.removed", map[string]any{"channel_id": channelID})
 		return err

@@ -161,3 +161,25 @@ func TestSessionsCloseOnEveryNode(t *testing.T) {
 		t.Fatalf("got %v; want the connection on node B closed: session ended", m)
 	}
 }
+
+func TestRevokeClosesFollowersOnEveryNode(t *testing.T) {
+	db := storetest.Open(t, store.Postgres)
+	url, prefix := redistest.URL(t), redistest.Prefix(t)
+	a := newNode(t, db, url, prefix, hub.Config{})
+	b := newNode(t, db, url, prefix, hub.Config{})
+	follower := b.dial("topics=channel:1")
+	follower.next()
+	other := b.dial("topics=channel:2")
+	other.next()
+	waitForSubscription(t, url, prefix+"_control")
+	a.hub.Revoke(1, hub.ChannelTopic(1)) // the rig's clients are all user 1
+	m := follower.next()
+	if m["type"] != "closed" || !strings.Contains(m["err"].(string), "no longer allowed to follow channel:1") {
+		t.Fatalf("got %v; want the connection following channel:1 on node B closed", m)
+	}
+	// The connection that does not follow the topic stays.
+	a.emit(hub.ChannelTopic(2), 1)
+	if m := other.next(); nOf(m) != 1 {
+		t.Fatalf("the other connection got %v; want its event", m)
+	}
+}

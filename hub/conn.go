@@ -538,6 +538,19 @@ func (c *conn) freeSlotLocked() int32 {
 	return int32(len(c.slots) - 1)
 }
 
+// isFollowing reports whether the connection follows t. Any goroutine may ask: the slots
+// are guarded by mu, unlike topics, which belong to the reader.
+func (c *conn) isFollowing(t Topic) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.slots {
+		if c.slots[i].topic == t {
+			return true
+		}
+	}
+	return false
+}
+
 // unfollow removes a topic added by follow.
 func (c *conn) unfollow(t Topic) {
 	i := slices.Index(c.topics, t)

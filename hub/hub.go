@@ -194,7 +194,14 @@ func New(cfg Config) *Hub {
 const controlTopic Topic = "_control"
 
 type controlMessage struct {
-	CloseSessions []int64 `json:"close_sessions,omitempty"`
+	CloseSessions []int64      `json:"close_sessions,omitempty"`
+	Revoke        []revocation `json:"revoke,omitempty"`
+}
+
+// revocation is a topic a user may no longer follow.
+type revocation struct {
+	UserID int64 `json:"user_id"`
+	Topic  Topic `json:"topic"`
 }
 
 // Resubscribed implements Resubscriber: after the bus (re)confirms a subscription, what
@@ -293,6 +300,9 @@ func (h *Hub) HandleMessage(topic Topic, payload []byte) {
 		}
 		if len(m.CloseSessions) > 0 {
 			h.closeLocalSessions(m.CloseSessions)
+		}
+		for _, r := range m.Revoke {
+			h.revokeLocal(r.UserID, r.Topic)
 		}
 		return
 	}
@@ -614,6 +624,41 @@ func (h *Hub) closeLocalSessions(ids []int64) {
 	h.mu.Unlock()
 	for _, c := range victims {
 		c.shut(websocket.StatusPolicyViolation, "session ended", "session_ended")
+	}
+}
+
+// StatusRevoked closes a connection that follows a topic its user may no longer follow.
+// The client reconnects with its cursor, and the resumed connection follows only what
+// the user may see now.
+const StatusRevoked websocket.StatusCode = 4001
+
+// Revoke ends userID's access to topic on live connections, on every node: connections
+// that follow it are closed with StatusRevoked so they resume without it (a connection
+// cannot drop a topic from under its reader without a reconnect, and membership changes
+// are rare). Call it after the change that revoked the access has committed. Should the
+// bus lose the message, other nodes' connections keep the topic until they reconnect.
+func (h *Hub) Revoke(userID int64, t Topic) {
+	h.revokeLocal(userID, t)
+	payload, _ := json.Marshal(controlMessage{Revoke: []revocation{{userID, t}}})
+	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+	defer cancel()
+	if err := h.bus.Publish(ctx, controlTopic, payload); err != nil {
+		h.m.busErrors.Inc()
+		h.log.Warn("hub: could not tell other nodes to revoke a topic", "user", userID, "topic", t, "err", err)
+	}
+}
+
+func (h *Hub) revokeLocal(userID int64, t Topic) {
+	h.mu.Lock()
+	var victims []*conn
+	for c := range h.byUser[userID] {
+		victims = append(victims, c)
+	}
+	h.mu.Unlock()
+	for _, c := range victims {
+		if c.isFollowing(t) {
+			c.shut(StatusRevoked, "no longer allowed to follow "+string(t)+"; reconnect with your cursor", "revoked")
+		}
 	}
 }
 

@@ -157,3 +157,55 @@ func TestWebSocketRefusalsAreJSON(t *testing.T) {
 		})
 	}
 }
+
+// A member removed from a channel stops receiving its feed on a connection that is open:
+// the connection is closed with 4001 and resumes without the channel.
+func TestRemovedMemberLosesTheFeedOnOpenConnections(t *testing.T) {
+	e := start(t, store.SQLite)
+	admin := e.agent("root", accounts.RoleAdmin)
+	alice := e.agent("alice", accounts.RoleAgent)
+	bob := e.agent("bob", accounts.RoleAgent)
+	var team struct {
+		Channel channelView `json:"channel"`
+	}
+	decode(t, e.do(bob, "POST", "/api/channels", map[string]any{"name": "Ops", "member_ids": []int64{e.userID("alice")}}), 201, &team)
+	topic := hub.ChannelTopic(team.Channel.ID)
+
+	_, in := dialWS(t, e, alice, "")
+	hello := next(t, in, "hello")
+	if c, _ := hub.DecodeCursor(hello["cursor"].(string)); c == nil || !hasTopic(c, topic) {
+		t.Fatalf("alice's connection does not follow %s: %v", topic, hello)
+	}
+	cursor := hello["cursor"].(string)
+	if code, msg := e.status(admin, "DELETE", fmt.Sprintf("/api/channels/%d/members/%d", team.Channel.ID, e.userID("alice")), nil); code != 204 {
+		t.Fatalf("remove alice: %d %s", code, msg)
+	}
+	closed := next(t, in, "closed")
+	if closed["code"] != float64(hub.StatusRevoked) {
+		t.Fatalf("alice's connection: %v; want closed with %d", closed, hub.StatusRevoked)
+	}
+
+	_, back := dialWS(t, e, alice, "?cursor="+url.QueryEscape(cursor))
+	if c, _ := hub.DecodeCursor(next(t, back, "hello")["cursor"].(string)); hasTopic(c, topic) {
+		t.Errorf("the resumed connection still follows %s", topic)
+	}
+	next(t, back, "channel.removed")
+	if code, msg := e.status(bob, "POST", fmt.Sprintf("/api/channels/%d/messages", team.Channel.ID), map[string]string{"body": "secret plans"}); code != 201 {
+		t.Fatalf("post: %d %s", code, msg)
+	}
+	e.postSMS(smsForm("SMrevoke1", "+15559870001", "marker"), "good").Body.Close()
+	for {
+		m := nextAny(t, back)
+		if m["type"] == "message.created" && strings.Contains(fmt.Sprint(m["data"]), "secret plans") {
+			t.Fatalf("alice still received the channel she was removed from: %v", m)
+		}
+		if m["type"] == "message.created" && strings.Contains(fmt.Sprint(m["data"]), "marker") {
+			break
+		}
+	}
+}
+
+func hasTopic(c hub.Cursor, t hub.Topic) bool {
+	_, ok := c[t]
+	return ok
+}

@@ -174,7 +174,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		SessionsEnded:  s.Hub.CloseSessions,
 		Log:            log,
 	})
-	s.Channels = channels.New(db, s.Events, channels.Config{Now: cfg.Now, People: s.Accounts})
+	s.Channels = channels.New(db, s.Events, channels.Config{Now: cfg.Now, People: s.Accounts, Revoke: s.Hub.Revoke})
 	s.Issues = issues.New(db, s.Events, s.Channels, issues.Config{Now: cfg.Now, People: s.Accounts})
 	s.Channels.SetDirectory(s.Issues)
 	s.Timers = issues.NewEngine(s.Issues, issues.EngineConfig{Lease: lease.New(db, "sla", "", 0), Now: cfg.Now, Logger: log})
