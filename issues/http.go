@@ -34,7 +34,7 @@ func NewHandler(s *Service, ch *channels.Service, log *slog.Logger) *Handler {
 
 // Register mounts the routes on r, which must already require a session.
 //
-//	GET    /api/issues                  list (filters: status, assignee, channel, priority, q, snoozed; paging)
+//	GET    /api/issues                  list (filters: status, assignee, channel, priority, q, snoozed; paging), each with its SLA summary
 //	GET    /api/issues/{id}             the issue, its comments and activity
 //	PATCH  /api/issues/{id}             {"priority"?, "status"?, "last_seen_comment_id"?}
 //	POST   /api/issues/{id}/take
@@ -372,6 +372,13 @@ func (h *Handler) visibleChannels(r *http.Request) ([]int64, error) {
 	return ids, nil
 }
 
+// listedIssue is an issue of GET /api/issues: the issue and its SLA summary, so a list
+// or the tracker shows every clock without asking for each issue's.
+type listedIssue struct {
+	*Issue
+	SLA SLASummary `json:"sla"`
+}
+
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := Filter{Query: q.Get("q")}
@@ -451,7 +458,20 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, r, h.log, err)
 		return
 	}
-	out := map[string]any{"issues": list, "has_more": more}
+	ids := make([]int64, len(list))
+	for i, issue := range list {
+		ids[i] = issue.ID
+	}
+	sums, err := h.svc.SLASummaries(r.Context(), ids)
+	if err != nil {
+		httpx.WriteError(w, r, h.log, err)
+		return
+	}
+	listed := make([]listedIssue, len(list))
+	for i, issue := range list {
+		listed[i] = listedIssue{Issue: issue, SLA: sums[issue.ID]}
+	}
+	out := map[string]any{"issues": listed, "has_more": more}
 	if more {
 		out["next_before"] = list[len(list)-1].ID
 	}

@@ -13,6 +13,14 @@ export function statusName(s) {
   return { open: 'Open', in_progress: 'In progress', resolved: 'Resolved', closed: 'Closed' }[s] || s;
 }
 
+/** slaFlag marks an issue whose SLA needs attention (GET /api/issues: "sla"); null otherwise. */
+function slaFlag(sla) {
+  if (sla?.state !== 'breached' && sla?.state !== 'warning') return null;
+  const what = sla.kind === 'resolution' ? 'resolution' : 'first response';
+  return h('span', { class: 'ii-sla', dataset: { sla: sla.state }, title: `SLA ${sla.state === 'breached' ? 'breached' : 'at risk'}: ${what}` },
+    sla.state === 'breached' ? 'SLA breached' : 'SLA at risk');
+}
+
 export class IssueList {
   constructor(ctx) {
     this.ctx = ctx;
@@ -132,7 +140,8 @@ export class IssueList {
       timeElement(issue.updated_at || issue.created_at)),
     h('span', { class: 'ii-subject' }, issue.subject || '(no subject)'),
     h('span', { class: 'ii-meta' }, `#${issue.id} · ${statusName(issue.status)} · ${assignee}`,
-      /^(high|urgent)$/.test(issue.priority) ? h('span', { class: `prio prio-${issue.priority}` }, issue.priority) : null));
+      /^(high|urgent)$/.test(issue.priority) ? h('span', { class: `prio prio-${issue.priority}` }, issue.priority) : null,
+      slaFlag(issue.sla)));
   }
 
   /** apply takes a live issue: updated in place, added when new and matching, or dropped. */
@@ -147,6 +156,7 @@ export class IssueList {
     if (i >= 0) {
       const merged = { ...this.issues[i], ...issue };
       if (!merged.customer) merged.customer = this.issues[i].customer;
+      if (!merged.sla) merged.sla = this.issues[i].sla; // live issues carry none; keep what the list read
       if (this.matches(merged) || merged.id === this.selected) this.issues[i] = merged;
       else this.issues.splice(i, 1);
     } else if (this.matches(issue) && !this.filters().q) {

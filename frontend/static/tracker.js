@@ -5,17 +5,16 @@ import { h, clear, setText, timeElement } from './dom.js';
 import { customerLabel, issueView } from './message.js';
 import { statusName } from './issues-list.js';
 
-const SLA_FETCH = 4; // SLA look-ups in flight at once
-const SLA_MAX = 100; // issues whose SLA is looked up
+const REPAINT_MS = 30000; // the "N min left" texts follow the clock between loads
 
 /** mountTracker fills root and keeps it current; it returns the cleanup function. */
 export function mountTracker(root, ctx) {
-  let issues = [];
-  const sla = new Map(); // issue id → {state, text} (the worse of its clocks)
+  let issues = []; // each with its SLA summary (GET /api/issues: "sla")
   let timer = 0;
   let gen = 0;
   let stopped = false;
 
+  // One request for the whole page: the list carries each issue's SLA summary.
   const load = async () => {
     const g = ++gen;
     let data;
@@ -31,23 +30,6 @@ export function mountTracker(root, ctx) {
     if (g !== gen || stopped) return;
     issues = data.issues || [];
     render();
-    // Mine first: those are the clocks that matter most to the reader.
-    const order = [...issues].sort((a, b) => Number(b.assignee_id === ctx.me.id) - Number(a.assignee_id === ctx.me.id)).slice(0, SLA_MAX);
-    const queue = order.map((i) => i.id);
-    const worker = async () => {
-      while (queue.length && g === gen && !stopped) {
-        const id = queue.shift();
-        try {
-          const r = await ctx.api.issueSLA(id, ctx.signal);
-          sla.set(id, summary(r.sla));
-          paint(id);
-        } catch {
-          // an issue that left our channels meanwhile: no SLA shown
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: SLA_FETCH }, worker));
-    if (g === gen && !stopped) counts();
   };
   const later = () => {
     clearTimeout(timer);
@@ -62,7 +44,7 @@ export function mountTracker(root, ctx) {
       h('td', { class: 'tr-subject' }, i.subject || ''),
       h('td', null, statusName(i.status)),
       h('td', null, i.priority),
-      h('td', { class: 'tr-sla', dataset: { sla: 'loading' } }, '…'),
+      slaCell(i.sla),
       h('td', null, timeElement(i.created_at)));
   };
   const table = (list, caption, id) => h('section', { class: 'tracker-section', 'aria-labelledby': id },
@@ -91,21 +73,27 @@ export function mountTracker(root, ctx) {
       h('h2', { class: 'group-heading' }, "The team's issues"),
       table(unassigned, 'Unassigned', 'tr-unassigned'),
       [...byAgent.entries()].sort().map(([name, list], n) => table(list, name, `tr-agent-${n}`)));
-    for (const id of sla.keys()) paint(id);
     counts();
   };
-  const paint = (id) => {
-    const s = sla.get(id);
-    for (const td of root.querySelectorAll(`tr[data-issue-id="${id}"] .tr-sla`)) {
-      td.dataset.sla = s.state;
-      setText(td, s.text);
+  // repaint brings the remaining times up to the clock, without asking the server.
+  const repaint = () => {
+    for (const i of issues) {
+      for (const td of root.querySelectorAll(`tr[data-issue-id="${i.id}"] .tr-sla`)) {
+        const s = summary(i.sla);
+        td.dataset.sla = s.state;
+        setText(td, s.text);
+      }
     }
+  };
+  const slaCell = (sla) => {
+    const s = summary(sla);
+    return h('td', { class: 'tr-sla', dataset: { sla: s.state } }, s.text);
   };
   const counts = () => {
     const ul = root.querySelector('#tracker-counts');
     if (!ul) return;
     const n = (f) => issues.filter(f).length;
-    const states = [...sla.entries()].filter(([id]) => issues.some((i) => i.id === id)).map(([, s]) => s.state);
+    const states = issues.map((i) => i.sla?.state);
     clear(ul);
     for (const [label, value, key] of [
       ['Assigned to me', n((i) => i.assignee_id === ctx.me.id), 'mine'],
@@ -121,33 +109,34 @@ export function mountTracker(root, ctx) {
   offs.push(ctx.onEvent('message.created', (o) => { if (o.data?.message?.issue) later(); }));
   root.appendChild(h('p', { class: 'page-missing' }, 'Loading…'));
   load();
+  const ticker = setInterval(repaint, REPAINT_MS);
   return () => {
     stopped = true;
     clearTimeout(timer);
+    clearInterval(ticker);
     for (const off of offs) off();
   };
 }
 
-/** summary is the worse of an issue's SLA clocks, as a state and a short text. */
-function summary(s) {
-  if (!s) return { state: 'none', text: 'No SLA' };
-  const clocks = [['first response', s.first_response], ['resolution', s.resolution]].filter(([, c]) => c);
-  const rank = { breached: 4, warning: 3, running: 2, paused: 1, met: 0 };
-  let worst = null;
-  for (const [name, c] of clocks) {
-    let state = c.state;
-    if (state === 'running' && (c.warned_at || c.remaining_seconds < 0)) state = c.remaining_seconds < 0 ? 'breached' : 'warning';
-    if (!worst || rank[state] > rank[worst.state]) worst = { state, name, c };
-  }
-  if (!worst) return { state: 'none', text: 'No SLA' };
-  const mins = Math.round(Math.abs(worst.c.remaining_seconds) / 60);
-  const span = mins >= 120 ? `${Math.round(mins / 60)} h` : `${mins} min`;
+const KIND = { first_response: 'first response', resolution: 'resolution' };
+
+/**
+ * summary is an issue's SLA summary from GET /api/issues (the clock that most needs
+ * attention) as a state and a short text; the time left counts from now.
+ */
+function summary(sla) {
+  const state = sla?.state || 'none';
+  const name = KIND[sla?.kind] || sla?.kind || '';
+  const left = sla?.due_at ? Math.round((Date.parse(sla.due_at) - Date.now()) / 60000) : 0;
+  const span = Math.abs(left) >= 120 ? `${Math.round(left / 60)} h` : `${left} min`;
   const text = {
-    breached: `Breached: ${worst.name}`,
-    warning: `${span} left: ${worst.name}`,
-    running: `${span} left: ${worst.name}`,
-    paused: 'Paused',
+    breached: `Breached: ${name}`,
+    // Past due but not yet flagged by the server (between two loads): say so, plainly.
+    warning: left < 0 ? `Overdue: ${name}` : `${span} left: ${name}`,
+    running: left < 0 ? `Overdue: ${name}` : `${span} left: ${name}`,
+    paused: `Paused: ${name}`,
     met: 'Met',
-  }[worst.state];
-  return { state: worst.state, text };
+    none: 'No SLA',
+  }[state] || state;
+  return { state, text };
 }
