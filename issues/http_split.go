@@ -15,7 +15,6 @@ import (
 func (h *Handler) RegisterSplitMerge(r *mux.Router) {
 	r.HandleFunc("/api/issues/{id:[0-9]+}/split", h.split).Methods(http.MethodPost)
 	r.HandleFunc("/api/issues/{id:[0-9]+}/merge", h.merge).Methods(http.MethodPost)
-	r.HandleFunc("/api/customers/{id:[0-9]+}", h.customerProfile).Methods(http.MethodGet)
 	r.HandleFunc("/api/customers/{id:[0-9]+}/merge", h.mergeCustomer).Methods(http.MethodPost)
 }
 
@@ -65,21 +64,6 @@ func (h *Handler) merge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"issue": merged})
-}
-
-func (h *Handler) customerProfile(w http.ResponseWriter, r *http.Request) {
-	id, _ := strconv.ParseInt(mux.Vars(r)["id"], 10, 64)
-	chans, err := h.visibleChannels(r)
-	if err != nil {
-		httpx.WriteError(w, r, h.log, err)
-		return
-	}
-	p, err := h.svc.Profile(r.Context(), id, chans)
-	if err != nil {
-		httpx.WriteError(w, r, h.log, err)
-		return
-	}
-	httpx.WriteJSON(w, http.StatusOK, p)
 }
 
 func (h *Handler) mergeCustomer(w http.ResponseWriter, r *http.Request) {

@@ -1022,25 +1022,5 @@ func (s *Service) IssueSLA(ctx context.Context, id int64) (*IssueSLA, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := assess(r, cs, now)
-	out := &IssueSLA{IssueID: id, WarnPercent: r.WarnPercent, PauseWhileWaiting: r.PauseWhileWaiting,
-		WaitingOnCustomer: a.Waiting, PausedSeconds: int64(a.PausedTotal / time.Second)}
-	views := make([]*ClockView, 2)
-	for k, c := range a.Clocks {
-		v := &ClockView{TargetMinutes: int(c.Target / time.Minute), DueAt: c.DueAt, ElapsedSeconds: int64(c.Elapsed / time.Second),
-			RemainingSeconds: int64((c.Target - c.Elapsed) / time.Second), WarnedAt: c.WarnedAt, BreachedAt: c.BreachedAt}
-		switch {
-		case c.BreachedAt != nil || (c.StoppedAt == nil && !c.DueAt.After(now)) || (c.StoppedAt != nil && c.DueAt.Before(*c.StoppedAt)):
-			v.State = "breached"
-		case k == 0 && r.FirstResponseAt != nil, k == 1 && a.Resolved:
-			v.State = "met"
-		case c.Paused || a.Resolved:
-			v.State = "paused"
-		default:
-			v.State = "running"
-		}
-		views[k] = v
-	}
-	out.FirstResponse, out.Resolution = views[0], views[1]
-	return out, nil
+	return slaView(r, cs, now), nil
 }
