@@ -52,6 +52,9 @@ type conn struct {
 	mu          sync.Mutex
 	started     bool                 // guarded by mu: replay done; live frames go to queue
 	writing     bool                 // guarded by mu: a writer goroutine runs
+	lingering   bool                 // guarded by mu: the writer waits on wake for more work
+	writers     int                  // guarded by mu: writer goroutines started (tests read it)
+	wake        chan struct{}        // wakes a lingering writer (capacity 1)
 	slots       []connTopic          // guarded by mu: the topics followed, by slot
 	held        []item               // guarded by mu: live frames that arrived during replay
 	queue       []item               // guarded by mu
@@ -128,7 +131,16 @@ func (c *conn) pushLocked(it item) {
 // socket once shut, and ends when there is nothing left to do. Frames queued before start
 // wait: hello goes first.
 func (c *conn) kickLocked() {
-	if c.writing || (!c.started && c.closeCode == 0) {
+	if c.writing {
+		if c.lingering {
+			select {
+			case c.wake <- struct{}{}:
+			default: // a wake-up is pending already
+			}
+		}
+		return
+	}
+	if !c.started && c.closeCode == 0 {
 		return
 	}
 	select {
@@ -137,6 +149,7 @@ func (c *conn) kickLocked() {
 	default:
 	}
 	c.writing = true
+	c.writers++
 	go c.writeLoop()
 }
 
@@ -238,10 +251,15 @@ func (c *conn) start(initial Cursor, control []*frame, replay []*Event) {
 // maxWrite bounds one coalesced WebSocket message.
 const maxWrite = 256 << 10
 
+// writerLinger is how long a writer with nothing left to write waits for more before it
+// ends. A connection receiving a steady stream keeps one writer, instead of starting a
+// goroutine (and growing its stack) for every burst; an idle one still has none.
+const writerLinger = 100 * time.Millisecond
+
 // writeLoop owns every write to the socket while it runs (kickLocked starts at most one):
 // it coalesces what is queued into one message of objects separated by "\n", each event
-// with the connection's cursor as of that event, until the queue is empty. Once the
-// connection is shut it closes the socket instead.
+// with the connection's cursor as of that event, until the queue is empty and stays so
+// for writerLinger. Once the connection is shut it closes the socket instead.
 func (c *conn) writeLoop() {
 	bp := writeBufs.Get().(*[]byte)
 	buf := (*bp)[:0]
@@ -251,16 +269,42 @@ func (c *conn) writeLoop() {
 			writeBufs.Put(bp)
 		}
 	}()
+	var linger *time.Timer
+	defer func() {
+		if linger != nil {
+			linger.Stop()
+		}
+	}()
+	lingered := false
 	for {
 		c.mu.Lock()
 		batch, shut := c.queue, c.closeCode != 0
 		c.queue = nil
 		c.queued = 0
 		if len(batch) == 0 && !shut {
-			c.writing = false
+			if lingered {
+				c.writing = false
+				c.mu.Unlock()
+				return
+			}
+			c.lingering = true
 			c.mu.Unlock()
-			return
+			if linger == nil {
+				linger = time.NewTimer(writerLinger)
+			} else {
+				linger.Reset(writerLinger)
+			}
+			select {
+			case <-c.wake:
+			case <-linger.C:
+				lingered = true
+			}
+			c.mu.Lock()
+			c.lingering = false
+			c.mu.Unlock()
+			continue
 		}
+		lingered = false
 		c.mu.Unlock()
 		if shut {
 			c.closeSocket()
@@ -605,7 +649,7 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, cl Client) {
 	ws.SetReadLimit(h.cfg.ReadLimit)
 	c := &conn{
 		h: h, ws: ws, userID: cl.UserID, sessionID: cl.SessionID, topics: topics, authorize: cl.Authorize,
-		closed: make(chan struct{}), slots: make([]connTopic, len(topics)), follows: len(extra),
+		closed: make(chan struct{}), wake: make(chan struct{}, 1), slots: make([]connTopic, len(topics)), follows: len(extra),
 	}
 	for i, t := range topics {
 		c.slots[i].topic = t
