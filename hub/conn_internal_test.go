@@ -43,25 +43,9 @@ func TestWriterFillsAHoleBelowALiveEvent(t *testing.T) {
 		}
 	}
 
-	accepted := make(chan *websocket.Conn, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		accepted <- ws
-	}))
-	defer srv.Close()
+	ws, client := socketPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.CloseNow()
-	ws := <-accepted
-	defer ws.CloseNow()
 
 	c := &conn{h: h, ws: ws, userID: 1, topics: []Topic{topic}, closed: make(chan struct{}), wake: make(chan struct{}, 1),
 		slots: []connTopic{{topic: topic}}}
@@ -117,25 +101,9 @@ func TestWriterLingersThenEnds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	accepted := make(chan *websocket.Conn, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		accepted <- ws
-	}))
-	defer srv.Close()
+	ws, client := socketPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.CloseNow()
-	ws := <-accepted
-	defer ws.CloseNow()
 	c := &conn{h: h, ws: ws, userID: 1, topics: []Topic{topic}, closed: make(chan struct{}), wake: make(chan struct{}, 1),
 		slots: []connTopic{{topic: topic}}}
 	c.start(Cursor{topic: 0}, nil, nil)
@@ -177,4 +145,32 @@ func TestWriterLingersThenEnds(t *testing.T) {
 	}
 	waitFor("the writer ends after lingering", func() bool { w, _, _ := state(); return !w })
 	c.shut(websocket.StatusNormalClosure, "", "test")
+}
+
+// socketPair returns the two ends of one WebSocket: the server's, for a conn, and the
+// client's, to read what the conn writes.
+func socketPair(t *testing.T) (server, client *websocket.Conn) {
+	t.Helper()
+	accepted := make(chan *websocket.Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		accepted <- ws
+	}))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	t.Cleanup(func() {
+		client.CloseNow()
+		server.CloseNow()
+	})
+	return server, client
 }
