@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -485,7 +486,9 @@ func checkQuiet(v any) error {
 			}
 		case "time_zone":
 			s, ok := fv.(string)
-			if !ok || s == "" || s == "Local" {
+			// time.LoadLocation reads names as paths under the zoneinfo directory, so
+			// "./UTC" or "Europe//Berlin" would load too: only clean IANA-style names pass.
+			if !ok || s == "" || s == "Local" || path.Clean(s) != s || strings.HasPrefix(s, ".") || strings.HasPrefix(s, "/") {
 				return badValue("quiet_hours.time_zone: %s is not a time zone like Europe/Berlin", jsonText(fv))
 			}
 			if _, err := time.LoadLocation(s); err != nil {

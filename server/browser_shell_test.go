@@ -4,6 +4,7 @@ package server_test
 // sidebar with presence, keyboard shortcuts, the issue tracker and the phone-width layout.
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"testing"
@@ -82,10 +83,24 @@ func TestBrowserDirectMessageAndTeamChannel(t *testing.T) {
 	bob.wait("the channel open", `document.getElementById('channel-title').textContent === '# escalations' && !document.getElementById('channel-members').hidden`)
 	bob.do("open the members", chromedp.Click(chromedp.CSS("#channel-members")))
 	bob.wait("the members", member(carolID))
+	// Leaving revokes the channel on bob's open connection (close 4001): it resumes at
+	// once, without ever showing the offline banner.
+	bob.do("watch the offline banner", chromedp.Evaluate[chromedp.Void](`window.__bannerShown = false;
+		new MutationObserver(() => { if (!document.getElementById('offline-banner').hidden) window.__bannerShown = true; })
+			.observe(document.getElementById('offline-banner'), { attributes: true })`))
 	bob.do("leave", chromedp.Click(chromedp.CSS("#leave-channel")))
 	bob.wait("the channel gone from bob's sidebar, another channel open", `!(`+escalations+`)
 		&& document.getElementById('members-dialog') === null
 		&& document.getElementById('channel-title').textContent !== '# escalations'`)
+	direct, err := e.s.Channels.OpenDirect(context.Background(), aliceID, bobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.Channels.PostAsUser(context.Background(), aliceID, direct.ID, "still there?"); err != nil {
+		t.Fatal(err)
+	}
+	bob.wait("the next direct message live on the resumed connection", `document.querySelector(`+js(dm+" .badge")+`)?.textContent === '1'`)
+	bob.wait("no offline banner on the way", `window.__bannerShown === false && document.getElementById('offline-banner').hidden`)
 	alice.checkNoReload()
 	bob.checkNoReload()
 }

@@ -2,10 +2,36 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/switchboard-hq/switchboard/hub"
 )
+
+// checkRedis refuses a REDIS_URL that Redis itself refuses: a database index out of range,
+// a wrong password. Those never heal, and a node started with them would serve without
+// its bus and answer 503 forever. A Redis that does not answer at all is not refused: the
+// node starts degraded and the bus reconnects when it comes.
+func checkRedis(ctx context.Context, rawURL string) error {
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	opts.DialTimeout, opts.ReadTimeout, opts.MaxRetries = 2*time.Second, 2*time.Second, -1
+	c := redis.NewClient(opts)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	var refused redis.Error
+	if err := c.Ping(ctx).Err(); errors.As(err, &refused) {
+		return fmt.Errorf("REDIS_URL: Redis refuses it: %w", err)
+	}
+	return nil
+}
 
 // newBus picks the event bus: Redis pub/sub when REDIS_URL is set, else in-process (one
 // node only).

@@ -139,6 +139,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.EventRetentionMin = 1000
 	}
 	log := cfg.Logger
+	if cfg.RedisURL != "" {
+		if err := checkRedis(ctx, cfg.RedisURL); err != nil {
+			return nil, err // before the database: a refused start changes nothing
+		}
+	}
 	// Database errors name the setting they come from: a bad DATABASE_URL is the usual
 	// cause, and the operator reads one line.
 	db, err := store.Open(ctx, cfg.DatabaseURL, log)

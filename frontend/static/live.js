@@ -162,6 +162,13 @@ export class Live {
     this.ws = null;
     this.live = false;
     if (this.stopped) return;
+    // 4001: the user lost access to a topic this connection followed (left a channel).
+    // Not an outage: resume from the cursor at once, without the offline banner; the new
+    // connection follows only what the user may see now.
+    if (code === 4001 && everOpened) {
+      this.connect();
+      return;
+    }
     this.attempt++;
     this.h.onDown?.({ code, reason: reason || '', everOpened, failures: this.attempt });
     if (this.stopped) return; // the handler may have stopped us (session ended)
