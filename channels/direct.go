@@ -16,6 +16,7 @@ import (
 // itself. accounts.Service implements it.
 type People interface {
 	User(ctx context.Context, id int64) (*accounts.User, error)
+	Users(ctx context.Context) ([]*accounts.User, error)
 }
 
 // SetPeople sets who answers user look-ups (direct-message names, membership checks).
@@ -179,19 +180,30 @@ func (s *Service) addMembers(ctx context.Context, tx *store.Tx, ch *Channel, use
 		if n, _ := res.RowsAffected(); n == 0 {
 			continue
 		}
-		v := &View{Channel: *ch}
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM messages WHERE channel_id = $1 AND (author_id IS NULL OR author_id <> $2)`,
-			ch.ID, uid).Scan(&v.Unread); err != nil {
-			return fmt.Errorf("channels: count unread: %w", err)
-		}
-		if err := s.personalize(ctx, v, uid); err != nil {
-			return err
-		}
-		if _, err := s.log.Append(ctx, tx, hub.UserTopic(uid), "channel.added", map[string]any{"channel": v}); err != nil {
+		if err := s.announce(ctx, tx, ch, uid); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// announce tells uid's connections, inside tx, that they now belong to ch, with their
+// unread count above the read marker they kept (if they were a member before).
+func (s *Service) announce(ctx context.Context, tx *store.Tx, ch *Channel, uid int64) error {
+	v := &View{Channel: *ch}
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT last_read FROM channel_reads WHERE channel_id = $1 AND user_id = $2), 0)`,
+		ch.ID, uid).Scan(&v.LastRead); err != nil {
+		return fmt.Errorf("channels: read marker: %w", err)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM messages WHERE channel_id = $1 AND number > $2 AND (author_id IS NULL OR author_id <> $3)`,
+		ch.ID, v.LastRead, uid).Scan(&v.Unread); err != nil {
+		return fmt.Errorf("channels: count unread: %w", err)
+	}
+	if err := s.personalize(ctx, v, uid); err != nil {
+		return err
+	}
+	_, err := s.log.Append(ctx, tx, hub.UserTopic(uid), "channel.added", map[string]any{"channel": v})
+	return err
 }
 
 // CreateTeamBy creates a team channel on behalf of creatorID, who is always a member,

@@ -38,6 +38,7 @@ func (h *Handler) Register(r *mux.Router) {
 	r.HandleFunc("/api/channels/{id:[0-9]+}/members/{user:[0-9]+}", h.addMember).Methods(http.MethodPut)
 	r.HandleFunc("/api/channels/{id:[0-9]+}/members/{user:[0-9]+}", h.removeMember).Methods(http.MethodDelete)
 	r.HandleFunc("/api/direct", h.openDirect).Methods(http.MethodPost)
+	r.HandleFunc("/api/channels/{id:[0-9]+}/access", h.setAccess).Methods(http.MethodPut)
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -45,7 +46,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrNotMember):
 		// Not a member looks like not found: channel ids are not to be probed.
 		err = httpx.Errorf(http.StatusNotFound, "no such channel")
-	case errors.Is(err, ErrReadOnly), errors.Is(err, ErrFixedMembers), errors.Is(err, ErrMayNotRemove):
+	case errors.Is(err, ErrReadOnly), errors.Is(err, ErrFixedMembers), errors.Is(err, ErrMayNotRemove),
+		errors.Is(err, ErrAccessAdminOnly), errors.Is(err, ErrNotCustomerFeed):
 		err = httpx.Errorf(http.StatusForbidden, "%s", strings.TrimPrefix(err.Error(), "channels: "))
 	case errors.Is(err, ErrSelfDirect), errors.Is(err, ErrNoSuchUser), errors.Is(err, ErrTooManyPeople):
 		err = httpx.Errorf(http.StatusBadRequest, "%s", strings.TrimPrefix(err.Error(), "channels: "))

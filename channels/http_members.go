@@ -142,3 +142,35 @@ func (h *Handler) removeMember(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// setAccess: PUT /api/channels/{id}/access {"all_agents":bool,"member_ids":[…]} (admins)
+// narrows an SMS or email channel to some agents or widens it to all.
+func (h *Handler) setAccess(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(mux.Vars(r)["id"], 10, 64)
+	if err != nil {
+		h.fail(w, r, ErrNotFound)
+		return
+	}
+	var body struct {
+		AllAgents *bool   `json:"all_agents"`
+		MemberIDs []int64 `json:"member_ids"`
+	}
+	if err := httpx.DecodeJSON(w, r, &body); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if body.AllAgents == nil {
+		h.fail(w, r, httpx.Errorf(http.StatusBadRequest, "all_agents must be true or false"))
+		return
+	}
+	if *body.AllAgents && len(body.MemberIDs) > 0 {
+		h.fail(w, r, httpx.Errorf(http.StatusBadRequest, "member_ids goes with all_agents false"))
+		return
+	}
+	a, err := h.svc.SetAccess(r.Context(), accounts.SessionFrom(r.Context()).User, id, Access{AllAgents: *body.AllAgents, MemberIDs: body.MemberIDs})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, a)
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/coder/websocket/wsjson"
 
 	"github.com/switchboard-hq/switchboard/accounts"
+	"github.com/switchboard-hq/switchboard/hub"
 	"github.com/switchboard-hq/switchboard/store"
 )
 
@@ -274,5 +276,82 @@ func TestMarkReadWithoutBodyReadsTheWholeFeed(t *testing.T) {
 	}
 	if code, msg := e.status(alice, "POST", fmt.Sprintf("/api/channels/%d/read", sms), map[string]any{"number": -1}); code != 400 {
 		t.Errorf("negative number: %d %s; want 400", code, msg)
+	}
+}
+
+// An admin narrows the SMS channel to some agents and widens it again: those who lose it
+// hear channel.removed and their open connections resume without it; those who gain it
+// hear channel.added; new customer messages reach only the members.
+func TestNarrowingAndWideningAnSMSChannel(t *testing.T) {
+	e := start(t, store.SQLite)
+	admin := e.agent("root", accounts.RoleAdmin)
+	alice := e.agent("alice", accounts.RoleAgent)
+	bob := e.agent("bob", accounts.RoleAgent)
+	aliceID, adminID := e.userID("alice"), e.userID("root")
+	sms := e.smsChannel()
+	path := fmt.Sprintf("/api/channels/%d/access", sms)
+	_, bobIn := dialWS(t, e, bob, "")
+	bobCursor := next(t, bobIn, "hello")["cursor"].(string)
+
+	if code, msg := e.status(alice, "PUT", path, map[string]any{"all_agents": false, "member_ids": []int64{aliceID}}); code != 403 || !strings.Contains(msg, "only admins") {
+		t.Errorf("agent narrowing: %d %s; want 403 naming the rule", code, msg)
+	}
+	for _, tc := range []struct {
+		body any
+		want string
+	}{
+		{map[string]any{"member_ids": []int64{aliceID}}, "all_agents must be"},
+		{map[string]any{"all_agents": true, "member_ids": []int64{aliceID}}, "member_ids goes with all_agents false"},
+		{map[string]any{"all_agents": false, "member_ids": []int64{987654}}, "no such user"},
+	} {
+		if code, msg := e.status(admin, "PUT", path, tc.body); code != 400 || !strings.Contains(msg, tc.want) {
+			t.Errorf("PUT access %v: %d %s; want 400 mentioning %q", tc.body, code, msg, tc.want)
+		}
+	}
+	var a struct {
+		AllAgents bool    `json:"all_agents"`
+		MemberIDs []int64 `json:"member_ids"`
+	}
+	decode(t, e.do(admin, "PUT", path, map[string]any{"all_agents": false, "member_ids": []int64{aliceID, adminID}}), 200, &a)
+	if a.AllAgents || len(a.MemberIDs) != 2 {
+		t.Fatalf("access = %+v; want alice and the admin", a)
+	}
+	// Bob's connection closes with 4001 (channel.removed may or may not get out first: the
+	// close discards what is queued); resuming from its cursor replays channel.removed.
+	if m := next(t, bobIn, "closed"); m["code"] != float64(hub.StatusRevoked) {
+		t.Errorf("bob's connection: %v; want closed with %d", m, hub.StatusRevoked)
+	}
+	_, bobIn = dialWS(t, e, bob, "?cursor="+url.QueryEscape(bobCursor))
+	if c, _ := hub.DecodeCursor(next(t, bobIn, "hello")["cursor"].(string)); hasTopic(c, hub.ChannelTopic(sms)) {
+		t.Errorf("bob's resumed connection still follows the SMS channel: %v", c)
+	}
+	if m := next(t, bobIn, "channel.removed"); int64(m["data"].(map[string]any)["channel_id"].(float64)) != sms {
+		t.Errorf("bob's channel.removed = %v", m)
+	}
+	if _, ok := e.channelsOf(bob)[sms]; ok {
+		t.Error("bob still lists the narrowed SMS channel")
+	}
+	if _, ok := e.channelsOf(alice)[sms]; !ok {
+		t.Error("alice lost the SMS channel she was kept in")
+	}
+	if code, _ := e.status(bob, "GET", fmt.Sprintf("/api/channels/%d/messages", sms), nil); code != 404 {
+		t.Errorf("bob reading the narrowed feed: %d; want 404", code)
+	}
+	// Widening again brings bob back, live.
+	decode(t, e.do(admin, "PUT", path, map[string]any{"all_agents": true}), 200, &a)
+	added := next(t, bobIn, "channel.added")
+	if ch := added["data"].(map[string]any)["channel"].(map[string]any); int64(ch["id"].(float64)) != sms || ch["all_agents"] != true {
+		t.Errorf("bob's channel.added = %v", ch)
+	}
+	if _, ok := e.channelsOf(bob)[sms]; !ok {
+		t.Error("bob does not list the widened SMS channel")
+	}
+	// Team channels have members, not access.
+	var team struct {
+		Channel channelView `json:"channel"`
+	}
+	decode(t, e.do(admin, "POST", "/api/channels", map[string]any{"name": "Ops"}), 201, &team)
+	if code, msg := e.status(admin, "PUT", fmt.Sprintf("/api/channels/%d/access", team.Channel.ID), map[string]any{"all_agents": true}); code != 403 {
+		t.Errorf("access on a team channel: %d %s; want 403", code, msg)
 	}
 }
