@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/emersion/go-message"
@@ -177,7 +178,7 @@ func sender(h mail.Header) (addr, name string, err error) {
 // msgID reads one message id, in angle brackets, tolerating ids that do not follow the
 // grammar (they are still someone's idea of an id, and threading compares strings).
 func msgID(h mail.Header, key string) string {
-	if id, err := h.MessageID(); key == "Message-Id" && err == nil && id != "" {
+	if id, err := h.MessageID(); key == "Message-Id" && err == nil && usableID(id) {
 		return "<" + id + ">"
 	}
 	ids := msgIDs(h, key)
@@ -192,7 +193,7 @@ func msgIDs(h mail.Header, key string) []string {
 	if ids, err := h.MsgIDList(key); err == nil && len(ids) > 0 {
 		out := make([]string, 0, len(ids))
 		for _, id := range ids {
-			if id != "" && len(id) <= 500 {
+			if usableID(id) {
 				out = append(out, "<"+id+">")
 			}
 		}
@@ -206,11 +207,19 @@ func msgIDs(h mail.Header, key string) []string {
 	var out []string
 	for _, f := range strings.Fields(raw) {
 		f = strings.Trim(f, "<>,")
-		if f != "" && len(f) <= 500 && utf8.ValidString(f) {
+		if usableID(f) {
 			out = append(out, "<"+f+">")
 		}
 	}
 	return out
+}
+
+// usableID reports whether a message id can be stored and compared: text of at most 500
+// bytes without control characters (a NUL cannot even be stored in PostgreSQL). Another
+// id is synthesized for a message whose own is not usable.
+func usableID(id string) bool {
+	return id != "" && len(id) <= 500 && utf8.ValidString(id) &&
+		!strings.ContainsFunc(id, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) })
 }
 
 type parser struct {
