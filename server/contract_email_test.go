@@ -1,19 +1,14 @@
 package server_test
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
@@ -23,66 +18,20 @@ import (
 // ctMailbox is an IMAP server on loopback (the library's in-memory one): the mailbox
 // IMAP_URL points the binary at, and the test's way to "send" customer mail.
 type ctMailbox struct {
-	t    *testing.T
-	user *imapmemserver.User
-	url  string
+	t   *testing.T
+	box *imapMailbox
+	url string
 }
-
-// ctIdle makes IDLE report every change promptly (the in-memory server only reports
-// changes made after IDLE registered).
-type ctIdle struct{ imapserver.Session }
-
-func (s ctIdle) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	tk := time.NewTicker(5 * time.Millisecond)
-	defer tk.Stop()
-	for {
-		if err := s.Session.Poll(w, true); err != nil {
-			return err
-		}
-		select {
-		case <-stop:
-			return nil
-		case <-tk.C:
-		}
-	}
-}
-
-type ctNoLog struct{}
-
-func (ctNoLog) Printf(string, ...any) {}
 
 func newCTMailbox(t *testing.T) *ctMailbox {
-	mem := imapmemserver.New()
-	user := imapmemserver.NewUser("support@example.com", "mail-password")
-	if err := user.Create("INBOX", nil); err != nil {
-		t.Fatal(err)
-	}
-	mem.AddUser(user)
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return ctIdle{mem.NewSession()}, nil, nil
-		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIdle: {}},
-		InsecureAuth: true,
-		Logger:       ctNoLog{},
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
-	u := url.URL{Scheme: "imap", User: url.UserPassword("support@example.com", "mail-password"), Host: ln.Addr().String(), Path: "/INBOX"}
-	return &ctMailbox{t: t, user: user, url: u.String()}
+	box := startIMAP(t, "support@example.com", "mail-password", true)
+	return &ctMailbox{t: t, box: box, url: box.url.String()}
 }
 
 // deliver puts a mail in INBOX; headers are "Name: value" lines.
 func (m *ctMailbox) deliver(headers []string, body string) {
 	m.t.Helper()
-	raw := strings.Join(headers, "\r\n") + "\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + body + "\r\n"
-	if _, err := m.user.Append("INBOX", bytes.NewReader([]byte(raw)), &imap.AppendOptions{Time: time.Now()}); err != nil {
-		m.t.Fatal(err)
-	}
+	m.box.deliver(m.t, strings.Join(headers, "\r\n")+"\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"+body+"\r\n")
 }
 
 // TestContractEmail: mail read from IMAP_URL becomes issues and comments; a customer is

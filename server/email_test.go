@@ -57,17 +57,28 @@ func (quietLogger) Printf(string, ...any) {}
 
 func newIMAPMailbox(t *testing.T) *imapMailbox {
 	t.Helper()
+	return startIMAP(t, "support@example.org", "pw", false)
+}
+
+// startIMAP serves one INBOX of user on loopback with the library's in-memory server;
+// withIdle also advertises IDLE, as most real servers do.
+func startIMAP(t *testing.T, user, password string, withIdle bool) *imapMailbox {
+	t.Helper()
 	mem := imapmemserver.New()
-	user := imapmemserver.NewUser("support@example.org", "pw")
-	if err := user.Create("INBOX", nil); err != nil {
+	u := imapmemserver.NewUser(user, password)
+	if err := u.Create("INBOX", nil); err != nil {
 		t.Fatal(err)
 	}
-	mem.AddUser(user)
+	mem.AddUser(u)
+	caps := imap.CapSet{imap.CapIMAP4rev1: {}}
+	if withIdle {
+		caps[imap.CapIdle] = struct{}{}
+	}
 	srv := imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return idlePolls{mem.NewSession()}, nil, nil
 		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
+		Caps:         caps,
 		InsecureAuth: true,
 		Logger:       quietLogger{},
 	})
@@ -77,7 +88,7 @@ func newIMAPMailbox(t *testing.T) *imapMailbox {
 	}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close() })
-	return &imapMailbox{user: user, url: &url.URL{Scheme: "imap", User: url.UserPassword("support@example.org", "pw"),
+	return &imapMailbox{user: u, url: &url.URL{Scheme: "imap", User: url.UserPassword(user, password),
 		Host: ln.Addr().String(), Path: "/INBOX"}}
 }
 
